@@ -1,0 +1,259 @@
+"""Answer extraction and normalisation shared by every benchmark.
+
+The rules (see R3V.md, "Answer extraction and matching"):
+
+* the final answer is the text after the **last** answer marker: ``Answer:``, ``The answer
+  is X`` or ``\\boxed{X}``; with no marker the whole reply is the candidate;
+* numbers are read leniently in *form* ("1,234", "$5.50", "3/4", "-2", "50%", "five") but
+  strictly in *content*: a candidate holding several unrelated numbers is unparseable;
+* an unparseable answer is ``None`` and scores as wrong, always.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from fractions import Fraction
+
+LETTERS = string.ascii_uppercase
+
+# ------------------------------------------------------------ final answer
+_MARKERS = re.compile(
+    r"(?:\banswer\s*(?:is)?\s*[:：]|\bthe\s+(?:final\s+)?answer\s+is\b:?|\\boxed\{)",
+    re.IGNORECASE,
+)
+_DECORATION = " \t\r\n*`\"'“”‘’"
+
+
+def _boxed_content(text: str, start: int) -> str:
+    """Content of a ``\\boxed{...}`` whose opening brace ends at ``start`` (nested braces ok)."""
+    depth = 1
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+    return text[start:]
+
+
+def final_answer_text(reply: str) -> str | None:
+    """The candidate final answer of a reply, or None when the reply is empty.
+
+    Takes the text after the last marker, up to the first line that has content
+    (``"Answer:\\n5\\n\\nbecause..."`` gives ``"5"``)."""
+    if not isinstance(reply, str):
+        return None
+    matches = list(_MARKERS.finditer(reply))
+    if matches:
+        last = matches[-1]
+        if last.group(0).lower().startswith("\\boxed"):
+            tail = _boxed_content(reply, last.end())
+        else:
+            tail = reply[last.end():]
+            boxed = re.search(r"\\boxed\{", tail)
+            if boxed:
+                tail = _boxed_content(tail, boxed.end())
+        lines = [ln.strip(_DECORATION) for ln in tail.splitlines()]
+        lines = [ln for ln in lines if ln]
+        if not lines:
+            return None
+        candidate = lines[0]
+    else:
+        candidate = reply.strip(_DECORATION)
+    candidate = candidate.strip(_DECORATION)
+    candidate = re.sub(r"[.。]+$", "", candidate).strip(_DECORATION)
+    return candidate or None
+
+
+def has_answer_marker(reply: str) -> bool:
+    return bool(_MARKERS.search(reply or ""))
+
+
+# ---------------------------------------------------------------- numbers
+_NUMBER_WORDS = {
+    w: i for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
+_NUM = r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+−]?\.\d+"
+_FULL_NUMBER = re.compile(rf"^(?:{_NUM})$")
+_FULL_FRACTION = re.compile(rf"^({_NUM})\s*/\s*({_NUM})$")
+_NUM_TOKEN = re.compile(rf"(?<![\w.])(?:{_NUM})(?:\s*/\s*(?:{_NUM}))?(?![\w])")
+
+
+def _to_float(token: str) -> float | None:
+    token = token.replace("−", "-").replace(",", "")
+    frac = _FULL_FRACTION.match(token)
+    if frac:
+        num, den = float(frac.group(1).replace(",", "")), float(frac.group(2).replace(",", ""))
+        if den == 0:
+            return None
+        return num / den
+    if _FULL_NUMBER.match(token):
+        try:
+            return float(token)
+        except ValueError:
+            return None
+    return None
+
+
+def _strip_number_decoration(text: str, unit: str | None = None) -> str:
+    t = text.strip(_DECORATION).replace("\u00a0", " ")
+    if unit:
+        t = re.sub(re.escape(unit) + r"\b", "", t, flags=re.IGNORECASE).strip()
+    t = re.sub(r"^[=≈~]\s*", "", t)
+    t = re.sub(r"^(?:[$€£¥]|usd\s*)", "", t, flags=re.IGNORECASE).strip()
+    t = re.sub(r"^([-+−])\s*[$€£¥]\s*", r"\1", t)
+    t = re.sub(r"\s*%$", "", t)
+    t = re.sub(r"[.,;:!]+$", "", t).strip()
+    return t
+
+
+def parse_number(text: str | None, unit: str | None = None) -> float | None:
+    """Read one number from an answer candidate; None if there is none or it is ambiguous.
+
+    Accepts thousands separators, currency signs, a trailing ``%``, fractions ``a/b``,
+    a unit (given, or a trailing word such as "objects") and the number words zero..twenty.
+    Several different numbers (``"3 + 2 = 5"`` keeps what follows the last ``=``) give None."""
+    if text is None:
+        return None
+    t = _strip_number_decoration(text, unit)
+    if not t:
+        return None
+    if "=" in t:
+        return parse_number(t.rsplit("=", 1)[1], unit)
+    value = _to_float(t)
+    if value is not None:
+        return value
+    word = t.lower()
+    if word in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[word])
+    tokens = _NUM_TOKEN.findall(t)
+    if len(tokens) == 1:
+        # one number with words around it ("5 objects", "about 12 cm"): only when no other
+        # number-word could compete with it
+        if not any(w in _NUMBER_WORDS for w in re.findall(r"[a-z]+", word)):
+            return _to_float(tokens[0].replace(" ", "").lstrip("$"))
+        return None
+    if not tokens:
+        words = [w for w in re.findall(r"[a-z]+", word) if w in _NUMBER_WORDS]
+        if len(words) == 1 and len(word.split()) <= 3:
+            return float(_NUMBER_WORDS[words[0]])
+    return None
+
+
+def format_number(value: float, places: int = 3) -> str:
+    """Canonical text of a number: integers without decimals, others rounded to ``places``."""
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    rounded = round(value, places)
+    if rounded == int(rounded):
+        return str(int(rounded))
+    return f"{rounded:.{places}f}".rstrip("0").rstrip(".")
+
+
+def relaxed_number_match(pred: float, gold: float, tolerance: float = 0.05) -> bool:
+    """ChartQA's relaxed accuracy: within ``tolerance`` of the gold value (exact when gold is 0)."""
+    if gold == 0:
+        return abs(pred) < 1e-9
+    return abs(pred - gold) <= tolerance * abs(gold) + 1e-12
+
+
+def is_number(text: str | None) -> bool:
+    return text is not None and _to_float(_strip_number_decoration(text)) is not None
+
+
+def exact_fraction(text: str) -> Fraction | None:
+    """The exact rational value of a plain number or fraction (for integer equality checks)."""
+    t = _strip_number_decoration(text).replace(",", "").replace("−", "-")
+    try:
+        return Fraction(t.replace(" ", ""))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+# ------------------------------------------------------------------- text
+def normalize_text(text: str | None) -> str:
+    """Lower-case, trimmed, single-spaced, without a trailing period or decoration."""
+    if text is None:
+        return ""
+    t = text.strip(_DECORATION).lower()
+    t = re.sub(r"\s+", " ", t)
+    t = re.sub(r"[.。]+$", "", t).strip(_DECORATION)
+    return t
+
+
+def yes_no(text: str | None) -> str | None:
+    """'yes' / 'no' when the candidate is (or starts with) one of them."""
+    t = normalize_text(text)
+    m = re.match(r"^(yes|no)\b", t)
+    return m.group(1) if m else None
+
+
+# --------------------------------------------------------- multiple choice
+def option_letters(n: int) -> str:
+    return LETTERS[:n]
+
+
+def parse_choice(text: str | None, choices: list[str]) -> str | None:
+    """The option letter chosen by an answer candidate, or None.
+
+    In order: the last "(X)" with a valid letter; else the last standalone valid capital
+    letter ("B", "B.", "Option B", "B: 5 cm"); else the one option whose text equals the
+    candidate, or, failing that, the only option whose text appears inside it."""
+    if not text or not choices:
+        return None
+    valid = option_letters(len(choices))
+    parens = [m for m in re.findall(r"\(([A-Za-z])\)", text) if m.upper() in valid]
+    if parens:
+        return parens[-1].upper()
+    standalone = [
+        m for m in re.findall(r"(?<![A-Za-z0-9'])([A-Z])(?![A-Za-z0-9'])", text) if m in valid
+    ]
+    # a lone capital "A"/"I" that starts a sentence is an article or pronoun, not a choice
+    if standalone:
+        stripped = text.strip(_DECORATION)
+        only_letter = re.fullmatch(r"(?:option\s+)?\(?([A-Z])\)?[.:)]?", stripped, re.IGNORECASE)
+        if only_letter and only_letter.group(1).upper() in valid:
+            return only_letter.group(1).upper()
+        pronoun_start = re.match(r"^(A|I)\s+[a-z]", stripped)
+        if not (pronoun_start and len(standalone) == 1):
+            return standalone[-1]
+    target = normalize_text(text)
+    normalized = [normalize_text(c) for c in choices]
+    exact = [i for i, c in enumerate(normalized) if c and c == target]
+    if len(exact) == 1:
+        return valid[exact[0]]
+    target_num = parse_number(text)
+    if target_num is not None:
+        numeric = [i for i, c in enumerate(choices)
+                   if (v := parse_number(c)) is not None and math.isclose(v, target_num,
+                                                                          rel_tol=1e-6, abs_tol=1e-9)]
+        if len(numeric) == 1:
+            return valid[numeric[0]]
+    inside = [i for i, c in enumerate(normalized)
+              if c and re.search(r"(?<![a-z0-9])" + re.escape(c) + r"(?![a-z0-9])", target)]
+    if len(inside) == 1:
+        return valid[inside[0]]
+    if len(inside) > 1:  # prefer the longest option text if it contains all the others
+        longest = max(inside, key=lambda i: len(normalized[i]))
+        if all(normalized[i] in normalized[longest] for i in inside):
+            return valid[longest]
+    return None
+
+
+def letter_of(answer: str, choices: list[str]) -> str | None:
+    """The gold letter of a multiple-choice problem whose answer is a letter or an option's text."""
+    a = answer.strip()
+    valid = option_letters(len(choices))
+    m = re.fullmatch(r"\(?([A-Za-z])\)?\.?", a)
+    if m and m.group(1).upper() in valid:
+        return m.group(1).upper()
+    normalized = [normalize_text(c) for c in choices]
+    if normalize_text(a) in normalized:
+        return valid[normalized.index(normalize_text(a))]
+    return None

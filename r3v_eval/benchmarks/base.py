@@ -1,0 +1,293 @@
+"""The problem record, the benchmark interface and the benchmark registry.
+
+A benchmark is a small set of pure functions around one :class:`Problem` record:
+how to load it (from its public Hugging Face data set, or from local files in the
+canonical schema), how to phrase its question, how to pull the final answer out of a
+reply, and how to decide whether that answer is right. Prompts live in
+:mod:`r3v_eval.prompts`; shared parsing lives in :mod:`r3v_eval.answers`.
+
+Canonical local schema (``DIR/<split>.jsonl`` plus image files, or one ``.jsonl`` file)::
+
+    {"id": "q1", "question": "How many ...?", "answer": "3",
+     "choices": ["2", "3"],          # optional, multiple choice only
+     "unit": "cm",                   # optional
+     "image": "images/q1.png",       # path relative to the JSONL file's folder
+     "meta": {...}}                  # optional, benchmark-specific extras
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from PIL import Image
+
+from r3v_eval.answers import LETTERS
+
+
+class DataError(ValueError):
+    """A data file or row that does not follow the expected schema."""
+
+
+@dataclass
+class Problem:
+    """One question of one benchmark, whatever its source."""
+
+    id: str
+    question: str
+    answer: str
+    benchmark: str
+    choices: list[str] | None = None
+    unit: str | None = None
+    image: Any = None  # a PIL image, a path to an image file, or None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def load_image(self) -> Image.Image | None:
+        """The problem's picture as an RGB PIL image (opened lazily from a path)."""
+        if self.image is None:
+            return None
+        if isinstance(self.image, Image.Image):
+            return self.image.convert("RGB") if self.image.mode != "RGB" else self.image
+        path = Path(self.image)
+        if not path.is_file():
+            raise DataError(f"problem {self.id!r}: image file not found: {path}")
+        with Image.open(path) as im:
+            return im.convert("RGB")
+
+    def to_row(self, image_path: str | None = None) -> dict[str, Any]:
+        """The canonical JSONL row of this problem (the image given as a relative path)."""
+        row: dict[str, Any] = {"id": self.id, "question": self.question, "answer": self.answer}
+        if self.choices is not None:
+            row["choices"] = list(self.choices)
+        if self.unit:
+            row["unit"] = self.unit
+        if image_path is not None:
+            row["image"] = image_path
+        elif isinstance(self.image, (str, Path)):
+            row["image"] = str(self.image)
+        if self.meta:
+            row["meta"] = self.meta
+        return row
+
+
+@dataclass(frozen=True)
+class Score:
+    """The verdict on one reply: the extracted final answer (None if none could be parsed)."""
+
+    correct: bool
+    extracted: str | None
+
+
+class Benchmark:
+    """Base class: subclasses set the class attributes and override what differs.
+
+    Attributes:
+        name: registry key (``chartqa``, ``tabmwp``, ...).
+        hub_id / hub_config: the public Hugging Face data set this benchmark loads by default.
+        hub_splits: our split name -> the hub's split name.
+        cot_ending: the sentence that ends the Qwen-VL style prompt ("answer the question ...").
+        select_instruction: the question that closes the self-select prompt.
+        train_split / test_split: default split names.
+    """
+
+    name: str = ""
+    hub_id: str | None = None
+    hub_config: str | None = None
+    hub_splits: dict[str, str] = {}
+    cot_ending: str = "answer the question using a single word or phrase."
+    select_instruction: str = (
+        "Which prediction is correct? Give the final answer with a numerical value, "
+        "Yes/No, or a word or phrase."
+    )
+    train_split: str = "train"
+    test_split: str = "test"
+
+    # ---------------------------------------------------------------- loading
+    def problem_from_hub(self, row: dict[str, Any], index: int) -> Problem:
+        """Map one row of the hub data set to a :class:`Problem`."""
+        raise NotImplementedError(f"{self.name}: no Hugging Face data set mapping")
+
+    def problem_from_local(self, row: dict[str, Any], base_dir: Path, where: str) -> Problem:
+        """Map one canonical JSONL row (already JSON-decoded) to a :class:`Problem`."""
+        for key in ("id", "question", "answer"):
+            if key not in row:
+                raise DataError(f"{where}: missing required key {key!r}")
+        choices = row.get("choices")
+        if choices is not None and (
+            not isinstance(choices, list) or not all(isinstance(c, str) for c in choices)
+        ):
+            raise DataError(f"{where}: 'choices' must be a list of strings")
+        image = row.get("image")
+        if image is not None:
+            if not isinstance(image, str):
+                raise DataError(f"{where}: 'image' must be a path string")
+            path = Path(image)
+            if not path.is_absolute():
+                path = base_dir / path
+            if not path.is_file():
+                raise DataError(f"{where}: image file not found: {path}")
+            image = str(path)
+        meta = row.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise DataError(f"{where}: 'meta' must be an object")
+        return Problem(
+            id=str(row["id"]),
+            question=str(row["question"]),
+            answer=str(row["answer"]),
+            benchmark=self.name,
+            choices=choices,
+            unit=row.get("unit") or None,
+            image=image,
+            meta=meta,
+        )
+
+    def load(self, split: str | None = None, source: str | Path | None = None,
+             limit: int | None = None) -> list[Problem]:
+        """Load a split: from ``source`` (a folder or a .jsonl file in the canonical schema)
+        when given, else from the public Hugging Face data set."""
+        split = split or self.test_split
+        if source is not None:
+            return load_local(self, source, split, limit)
+        return self.load_hub(split, limit)
+
+    def load_hub(self, split: str, limit: int | None = None) -> list[Problem]:
+        if self.hub_id is None:
+            raise DataError(
+                f"benchmark {self.name!r} has no public data set; pass a local folder in the "
+                "canonical schema (see README, 'Local data')"
+            )
+        if split not in self.hub_splits:
+            raise DataError(
+                f"benchmark {self.name!r} has no split {split!r} on the hub; "
+                f"known: {sorted(self.hub_splits)}"
+            )
+        import datasets  # heavy import, only when really loading from the hub
+
+        ds = datasets.load_dataset(self.hub_id, self.hub_config, split=self.hub_splits[split])
+        return self.problems_from_rows(ds, limit)
+
+    def problems_from_rows(self, rows: Iterable[dict[str, Any]], limit: int | None = None
+                           ) -> list[Problem]:
+        """Map hub-shaped rows, keeping only those the benchmark uses (see ``keep_hub_row``)."""
+        out: list[Problem] = []
+        for i, row in enumerate(rows):
+            if not self.keep_hub_row(row):
+                continue
+            out.append(self.problem_from_hub(row, i))
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    def keep_hub_row(self, row: dict[str, Any]) -> bool:
+        """Filter applied to hub rows (e.g. ChartQA's human-written split). Default: keep all."""
+        return True
+
+    # -------------------------------------------------------------- prompting
+    def question_text(self, problem: Problem) -> str:
+        """The question as the model sees it: options as "(A) ...", the unit when relevant."""
+        text = problem.question.strip()
+        if problem.choices:
+            text += "\nOptions:\n" + "\n".join(
+                f"({LETTERS[i]}) {c}" for i, c in enumerate(problem.choices)
+            )
+        return text
+
+    def cot_ending_for(self, problem: Problem) -> str:
+        return self.cot_ending
+
+    def select_instruction_for(self, problem: Problem) -> str:
+        return self.select_instruction
+
+    # ---------------------------------------------------------------- scoring
+    def extract(self, reply: str, problem: Problem) -> str | None:
+        """The final answer in ``reply``, normalised for comparison; None if unparseable."""
+        raise NotImplementedError
+
+    def match(self, extracted: str, problem: Problem) -> bool:
+        """Whether an extracted answer equals the gold answer."""
+        raise NotImplementedError
+
+    def score(self, reply: str, problem: Problem) -> Score:
+        if not isinstance(reply, str):
+            return Score(False, None)
+        extracted = self.extract(reply, problem)
+        if extracted is None:
+            return Score(False, None)
+        return Score(bool(self.match(extracted, problem)), extracted)
+
+
+# ------------------------------------------------------------------ registry
+_REGISTRY: dict[str, Callable[[], Benchmark]] = {}
+
+
+def register(cls: type[Benchmark]) -> type[Benchmark]:
+    """Class decorator adding a benchmark to the registry under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if cls.name in _REGISTRY:
+        raise ValueError(f"benchmark {cls.name!r} registered twice")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_benchmark(name: str) -> Benchmark:
+    from r3v_eval import benchmarks  # noqa: F401  (imports every benchmark module)
+
+    key = name.lower().replace("-", "_")
+    if key.startswith("r3v_"):
+        key = key[4:]
+    if key not in _REGISTRY:
+        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[key]()
+
+
+def benchmark_names() -> list[str]:
+    from r3v_eval import benchmarks  # noqa: F401
+
+    return sorted(_REGISTRY)
+
+
+# ------------------------------------------------------------- local files
+def load_local(bench: Benchmark, source: str | Path, split: str,
+               limit: int | None = None) -> list[Problem]:
+    """Read the canonical schema: ``source`` is a .jsonl file or a folder holding ``<split>.jsonl``."""
+    source = Path(source)
+    path = source if source.suffix == ".jsonl" else source / f"{split}.jsonl"
+    if not path.is_file():
+        raise DataError(f"{bench.name}: local data file not found: {path}")
+    problems: list[Problem] = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where}: a row must be a JSON object")
+            problems.append(bench.problem_from_local(row, path.parent, where))
+            if limit is not None and len(problems) >= limit:
+                break
+    return problems
+
+
+def write_local(problems: Iterable[Problem], out_dir: str | Path, split: str) -> Path:
+    """Write problems in the canonical schema (images saved as PNG under ``images/``)."""
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{split}.jsonl"
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for p in problems:
+            rel = None
+            if p.image is not None:
+                rel = f"images/{split}_{p.id}.png"
+                img = p.load_image()
+                img.save(out_dir / rel)
+            fh.write(json.dumps(p.to_row(rel), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
