@@ -1,0 +1,164 @@
+"""The ``hf`` engine: batched ``transformers`` generate with left padding.
+
+* ``n`` samples per prompt in one call (``num_return_sequences``): the prompt and the image
+  are processed once per request, not once per sample;
+* requests are sorted by length (and grouped by whether they carry an image) to cut
+  padding, then returned in the caller's order;
+* sampling is reproducible: with ``Sampling.seed`` set, batch ``b`` is seeded with
+  ``seed + b``, so the same requests, batch size and seed give the same samples;
+* works with any ``AutoModelForImageTextToText`` whose processor has a chat template
+  (Qwen2-VL, Qwen2.5-VL, LLaVA-1.5), with an optional PEFT LoRA adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from r3v_eval.engines.base import GenRequest, Sampling, cut_at_stop
+from r3v_eval.engines.chat import chat_text
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but no CUDA device is available")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+def load_processor(pretrained: str, max_pixels: int | None = None, min_pixels: int | None = None):
+    """AutoProcessor with left padding; pixel bounds only for Qwen2-VL-family processors."""
+    from transformers import AutoProcessor
+
+    kwargs: dict[str, Any] = {}
+    if max_pixels is not None:
+        kwargs["max_pixels"] = int(max_pixels)
+    if min_pixels is not None:
+        kwargs["min_pixels"] = int(min_pixels)
+    processor = AutoProcessor.from_pretrained(pretrained, **kwargs)
+    if kwargs and not hasattr(processor.image_processor, "merge_size"):
+        raise ValueError(
+            f"max_pixels/min_pixels apply to Qwen2-VL-family processors only, not "
+            f"{type(processor).__name__}"
+        )
+    processor.tokenizer.padding_side = "left"
+    if processor.tokenizer.pad_token is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    return processor
+
+
+class HFEngine:
+    """transformers generate over a VLM checkpoint (a hub id or a local folder)."""
+
+    def __init__(self, pretrained: str | None = None, *, adapter: str | None = None,
+                 dtype: str = "auto", device: str = "auto", max_pixels: int | None = None,
+                 min_pixels: int | None = None, batch_size: int = 8, merge_adapter: bool = True,
+                 model: Any = None, processor: Any = None) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        if model is not None:  # an in-memory model (training-time sampling)
+            if processor is None:
+                raise ValueError("HFEngine(model=...) also needs processor=...")
+            self.model, self.processor = model, processor
+            self.processor.tokenizer.padding_side = "left"
+            self.device = next(model.parameters()).device
+            return
+        if pretrained is None:
+            raise ValueError("HFEngine needs pretrained= (a hub id or a local folder)")
+        self.device = torch.device(resolve_device(device))
+        torch_dtype = resolve_dtype(dtype, self.device.type)
+        self.processor = load_processor(pretrained, max_pixels, min_pixels)
+        model = AutoModelForImageTextToText.from_pretrained(pretrained, dtype=torch_dtype)
+        if adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter)
+            if merge_adapter:
+                model = model.merge_and_unload()
+        self.model = model.to(self.device).eval()
+
+    # ----------------------------------------------------------- batching
+    def _batches(self, requests: Sequence[GenRequest]) -> list[list[int]]:
+        order = sorted(range(len(requests)),
+                       key=lambda i: (requests[i].image is None, len(requests[i].prompt)))
+        batches: list[list[int]] = []
+        for i in order:
+            if (batches and len(batches[-1]) < self.batch_size
+                    and (requests[batches[-1][0]].image is None) == (requests[i].image is None)):
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
+    def _encode(self, reqs: list[GenRequest]):
+        texts = [chat_text(self.processor, r.prompt, r.image is not None) for r in reqs]
+        kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
+        if reqs[0].image is not None:
+            kwargs["images"] = [r.image for r in reqs]
+        inputs = self.processor(**kwargs)
+        dtype = next(self.model.parameters()).dtype
+        return {k: (v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device))
+                for k, v in inputs.items()}
+
+    def _gen_kwargs(self, sampling: Sampling) -> dict[str, Any]:
+        tok = self.processor.tokenizer
+        kw: dict[str, Any] = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "num_return_sequences": sampling.n,
+            "pad_token_id": tok.pad_token_id,
+        }
+        if sampling.greedy:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kw.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
+                      top_k=sampling.top_k or None)
+        if sampling.stop:
+            kw.update(stop_strings=list(sampling.stop), tokenizer=tok)
+        return kw
+
+    def generate(self, requests: Sequence[GenRequest], sampling: Sampling,
+                 progress: bool = True) -> list[list[str]]:
+        import torch
+
+        results: list[list[str] | None] = [None] * len(requests)
+        gen_kwargs = self._gen_kwargs(sampling)
+        batches = self._batches(requests)
+        bar = tqdm(total=len(requests), desc=f"generate (n={sampling.n})", disable=not progress,
+                   unit="prompt")
+        for b, idxs in enumerate(batches):
+            reqs = [requests[i] for i in idxs]
+            inputs = self._encode(reqs)
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed + b)
+            with torch.inference_mode():
+                out = self.model.generate(**inputs, **gen_kwargs)
+            new_tokens = out[:, inputs["input_ids"].shape[1]:]
+            texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+            for j, i in enumerate(idxs):
+                chunk = texts[j * sampling.n:(j + 1) * sampling.n]
+                results[i] = [cut_at_stop(t, sampling.stop).strip() for t in chunk]
+            bar.update(len(idxs))
+        bar.close()
+        return results  # type: ignore[return-value]

@@ -1,0 +1,116 @@
+"""The ``vllm`` engine: the same interface over ``vllm.LLM`` (GPU only).
+
+vLLM is an optional extra (``pip install r3v[vllm]``) with CUDA-only wheels. It cannot be
+installed on the CPU machines this project is built and tested on, so this backend is kept
+thin over vLLM's documented API (``LLM``, ``SamplingParams``, ``LoRARequest``) and its
+request building / output reading is unit-tested against a stand-in with the same
+interface. It has **not** been run against a real vLLM here.
+
+Notes from vLLM's documentation that this code relies on:
+* ``SamplingParams.max_tokens`` defaults to 16, so it is always set explicitly;
+* multimodal prompts are ``{"prompt": text, "multi_modal_data": {"image": PIL}}`` where the
+  text already holds the model's chat template (built here with the HF processor);
+* ``limit_mm_per_prompt={"image": 1}`` and ``mm_processor_kwargs`` (e.g. ``max_pixels``) are
+  engine arguments; LoRA needs ``enable_lora=True`` and ``max_lora_rank`` >= the adapter's r.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+from r3v_eval.engines.base import GenRequest, Sampling, cut_at_stop
+from r3v_eval.engines.chat import chat_text
+
+_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def _import_vllm():
+    try:
+        import vllm
+        from vllm.lora.request import LoRARequest
+    except ImportError as exc:
+        raise ImportError(
+            "backend=vllm needs vLLM, which is not installed. On a CUDA machine: "
+            "pip install 'r3v[vllm]'. vLLM has no CPU build here; use backend=hf instead."
+        ) from exc
+    return vllm, LoRARequest
+
+
+def adapter_rank(adapter: str) -> int:
+    """The LoRA rank of a PEFT adapter folder, rounded up to a rank vLLM accepts."""
+    cfg = Path(adapter) / "adapter_config.json"
+    if not cfg.is_file():
+        raise FileNotFoundError(f"adapter folder has no adapter_config.json: {adapter}")
+    r = int(json.loads(cfg.read_text())["r"])
+    for allowed in _LORA_RANKS:
+        if r <= allowed:
+            return allowed
+    raise ValueError(f"LoRA rank {r} is larger than vLLM supports ({_LORA_RANKS[-1]})")
+
+
+class VLLMEngine:
+    def __init__(self, pretrained: str, *, adapter: str | None = None, dtype: str = "auto",
+                 device: str = "cuda", max_pixels: int | None = None, min_pixels: int | None = None,
+                 batch_size: int | None = None, tensor_parallel_size: int = 1,
+                 gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
+                 seed: int = 0, processor: Any = None) -> None:
+        vllm, self._LoRARequest = _import_vllm()
+        self._vllm = vllm
+        if processor is None:
+            from r3v_eval.engines.hf import load_processor
+
+            processor = load_processor(pretrained)
+        self.processor = processor
+        mm_kwargs = {k: v for k, v in (("max_pixels", max_pixels), ("min_pixels", min_pixels))
+                     if v is not None}
+        llm_kwargs: dict[str, Any] = {
+            "model": pretrained,
+            "dtype": dtype,
+            "tensor_parallel_size": int(tensor_parallel_size),
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "limit_mm_per_prompt": {"image": 1},
+            "seed": seed,
+        }
+        if mm_kwargs:
+            llm_kwargs["mm_processor_kwargs"] = mm_kwargs
+        if max_model_len is not None:
+            llm_kwargs["max_model_len"] = int(max_model_len)
+        self.lora_request = None
+        if adapter:
+            llm_kwargs.update(enable_lora=True, max_lora_rank=adapter_rank(adapter))
+            self.lora_request = self._LoRARequest("r3v_adapter", 1, str(adapter))
+        self.llm = vllm.LLM(**llm_kwargs)
+
+    def sampling_params(self, sampling: Sampling):
+        return self._vllm.SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p if not sampling.greedy else 1.0,
+            top_k=(sampling.top_k or -1) if not sampling.greedy else -1,
+            max_tokens=sampling.max_new_tokens,
+            seed=sampling.seed,
+            stop=list(sampling.stop) or None,
+        )
+
+    def build_prompt(self, req: GenRequest) -> dict[str, Any]:
+        prompt: dict[str, Any] = {"prompt": chat_text(self.processor, req.prompt, req.image is not None)}
+        if req.image is not None:
+            prompt["multi_modal_data"] = {"image": req.image}
+        return prompt
+
+    def generate(self, requests: Sequence[GenRequest], sampling: Sampling,
+                 progress: bool = True) -> list[list[str]]:
+        prompts = [self.build_prompt(r) for r in requests]
+        outputs = self.llm.generate(prompts, self.sampling_params(sampling),
+                                    lora_request=self.lora_request, use_tqdm=progress)
+        if len(outputs) != len(requests):
+            raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
+        results = []
+        for out in outputs:
+            texts = [cut_at_stop(c.text, sampling.stop).strip() for c in out.outputs]
+            if len(texts) != sampling.n:
+                raise RuntimeError(f"vLLM returned {len(texts)} samples, expected n={sampling.n}")
+            results.append(texts)
+        return results

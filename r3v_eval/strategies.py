@@ -1,0 +1,161 @@
+"""Inference strategies over any engine: greedy CoT, majority vote, test-time selection, pass@N.
+
+Each returns, per problem, an :class:`Outcome` holding the final answer *and* what the
+strategy saw (the candidates and their extracted answers), so a run can be audited.
+:func:`evaluate` samples once and derives every metric from the same samples.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+from r3v_eval import prompts
+from r3v_eval.benchmarks.base import Benchmark, Problem
+from r3v_eval.engines.base import Engine, GenRequest, Sampling
+
+#: The paper's test-time sampling: 3 samples at temperature 0.9 (top_p 0.95, top_k 50).
+PAPER_SAMPLING = Sampling(n=3, temperature=0.9, top_p=0.95, top_k=50, max_new_tokens=384)
+SELECT_MAX_NEW_TOKENS = 64
+
+
+@dataclass
+class Outcome:
+    problem_id: str
+    strategy: str
+    reply: str | None
+    extracted: str | None
+    correct: bool
+    candidates: list[str] = field(default_factory=list)
+    candidate_answers: list[str | None] = field(default_factory=list)
+    candidate_correct: list[bool] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _requests(problems: Sequence[Problem], texts: Sequence[str]) -> list[GenRequest]:
+    return [GenRequest(t, p.load_image(), {"id": p.id}) for p, t in zip(problems, texts)]
+
+
+def cot_requests(bench: Benchmark, problems: Sequence[Problem], style: str) -> list[GenRequest]:
+    return _requests(problems, [prompts.cot_prompt(bench, p, style) for p in problems])
+
+
+# ---------------------------------------------------------------- greedy CoT
+def greedy_cot(engine: Engine, bench: Benchmark, problems: Sequence[Problem], style: str = "qwen",
+               max_new_tokens: int = 384, progress: bool = True) -> list[Outcome]:
+    sampling = Sampling(max_new_tokens=max_new_tokens)
+    replies = engine.generate(cot_requests(bench, problems, style), sampling, progress)
+    out = []
+    for p, (reply,) in zip(problems, replies):
+        s = bench.score(reply, p)
+        out.append(Outcome(p.id, "greedy", reply, s.extracted, s.correct))
+    return out
+
+
+def sample_candidates(engine: Engine, bench: Benchmark, problems: Sequence[Problem],
+                      sampling: Sampling = PAPER_SAMPLING, style: str = "qwen",
+                      progress: bool = True) -> list[list[str]]:
+    """N chain-of-thought samples per problem (one engine call)."""
+    return engine.generate(cot_requests(bench, problems, style), sampling, progress)
+
+
+# ------------------------------------------------------------- majority vote
+def majority_vote(answers: Sequence[str | None]) -> tuple[str | None, int | None]:
+    """The most frequent parseable answer and the index of its first sample.
+
+    Ties go to the answer that appears first; unparseable samples do not vote."""
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None, None
+    best = max(counts.values())
+    for i, a in enumerate(answers):
+        if a is not None and counts[a] == best:
+            return a, i
+    raise AssertionError("unreachable")
+
+
+def _candidate_fields(bench: Benchmark, problem: Problem, candidates: Sequence[str]):
+    scores = [bench.score(c, problem) for c in candidates]
+    return [s.extracted for s in scores], [s.correct for s in scores]
+
+
+def majority(bench: Benchmark, problems: Sequence[Problem],
+             candidates: Sequence[Sequence[str]]) -> list[Outcome]:
+    out = []
+    for p, cands in zip(problems, candidates):
+        answers, correct = _candidate_fields(bench, p, cands)
+        winner, idx = majority_vote(answers)
+        ok = idx is not None and correct[idx]
+        out.append(Outcome(p.id, "majority", cands[idx] if idx is not None else None, winner, ok,
+                           list(cands), answers, correct))
+    return out
+
+
+def pass_at_n(bench: Benchmark, problems: Sequence[Problem],
+              candidates: Sequence[Sequence[str]]) -> list[Outcome]:
+    """Oracle: correct when any candidate is."""
+    out = []
+    for p, cands in zip(problems, candidates):
+        answers, correct = _candidate_fields(bench, p, cands)
+        hit = next((i for i, c in enumerate(correct) if c), None)
+        out.append(Outcome(p.id, "pass", cands[hit] if hit is not None else None,
+                           answers[hit] if hit is not None else None, hit is not None,
+                           list(cands), answers, correct))
+    return out
+
+
+# ------------------------------------------------------- test-time selection
+def select(engine: Engine, bench: Benchmark, problems: Sequence[Problem],
+           candidates: Sequence[Sequence[str]], style: str = "qwen",
+           max_new_tokens: int = SELECT_MAX_NEW_TOKENS, progress: bool = True) -> list[Outcome]:
+    """Show the N candidates in the self-select prompt and answer greedily."""
+    texts = [prompts.select_prompt(bench, p, c, style) for p, c in zip(problems, candidates)]
+    replies = engine.generate(_requests(problems, texts), Sampling(max_new_tokens=max_new_tokens),
+                              progress)
+    out = []
+    for p, cands, (reply,) in zip(problems, candidates, replies):
+        s = bench.score(reply, p)
+        answers, correct = _candidate_fields(bench, p, cands)
+        out.append(Outcome(p.id, "select", reply, s.extracted, s.correct, list(cands), answers,
+                           correct))
+    return out
+
+
+# ----------------------------------------------------------------- evaluate
+def accuracy(outcomes: Sequence[Outcome]) -> float:
+    return sum(o.correct for o in outcomes) / len(outcomes) if outcomes else 0.0
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float]
+    outcomes: dict[str, list[Outcome]]
+
+
+def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n: int = 3,
+             sampling: Sampling | None = None, style: str = "qwen", greedy: bool = True,
+             with_select: bool = True, max_new_tokens: int = 384,
+             progress: bool = True) -> Evaluation:
+    """Greedy CoT plus, from one set of N samples, majority@N, select@N and pass@N."""
+    metrics: dict[str, float] = {}
+    outcomes: dict[str, list[Outcome]] = {}
+    if greedy:
+        outcomes["greedy"] = greedy_cot(engine, bench, problems, style, max_new_tokens, progress)
+    if n > 0:
+        sampling = sampling or Sampling(n=n, temperature=PAPER_SAMPLING.temperature,
+                                        top_p=PAPER_SAMPLING.top_p, top_k=PAPER_SAMPLING.top_k,
+                                        max_new_tokens=max_new_tokens)
+        if sampling.n != n:
+            raise ValueError(f"sampling.n={sampling.n} but n={n}")
+        cands = sample_candidates(engine, bench, problems, sampling, style, progress)
+        outcomes[f"majority@{n}"] = majority(bench, problems, cands)
+        outcomes[f"pass@{n}"] = pass_at_n(bench, problems, cands)
+        if with_select:
+            outcomes[f"select@{n}"] = select(engine, bench, problems, cands, style,
+                                             progress=progress)
+    for name, outs in outcomes.items():
+        metrics[name] = accuracy(outs)
+    return Evaluation(metrics, outcomes)

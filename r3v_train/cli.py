@@ -1,0 +1,132 @@
+"""The ``r3v`` command: thin entry points over the library (heavy imports happen lazily).
+
+    r3v score --benchmark NAME FILE.jsonl      re-score saved replies
+    r3v data shapes --out DIR ...              write the synthetic benchmark
+    r3v tiny-model --arch qwen2_vl --out DIR   build a tiny random-weight VLM offline
+    r3v demo                                   the embedded default (no network)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from r3v_eval.benchmarks import DataError, get_benchmark
+    from r3v_eval.rescore import read_replies, rescore
+
+    bench = get_benchmark(args.benchmark)
+    try:
+        if args.file == "-":
+            replies = read_replies(sys.stdin, bench)
+        else:
+            path = Path(args.file)
+            if not path.is_file():
+                raise DataError(f"input file not found: {path}")
+            with path.open(encoding="utf-8") as fh:
+                replies = read_replies(fh, bench)
+    except DataError as exc:
+        print(f"r3v score: {exc}", file=sys.stderr)
+        return 2
+    scores = rescore(bench, replies, sys.stdout)
+    n = len(scores)
+    correct = sum(s.correct for s in scores)
+    unparsed = sum(s.extracted is None for s in scores)
+    acc = correct / n if n else 0.0
+    print(f"{bench.name}: accuracy {acc:.4f} ({correct}/{n}); unparseable {unparsed}",
+          file=sys.stderr)
+    return 0
+
+
+def _cmd_data_shapes(args: argparse.Namespace) -> int:
+    from r3v_eval.shapes_world import ShapesConfig, write_shapes_dataset
+
+    config = ShapesConfig(**_shapes_knobs(args))
+    info = write_shapes_dataset(args.out, n_train=args.n_train, n_test=args.n_test,
+                                seed=args.seed, config=config)
+    print(f"wrote {args.n_train} train / {args.n_test} test problems to {args.out}")
+    return 0 if info is not None else 1
+
+
+def _shapes_knobs(args: argparse.Namespace) -> dict:
+    knobs = {}
+    if args.grid is not None:
+        knobs["grid_size"] = args.grid
+    if args.image_size is not None:
+        knobs["image_size"] = args.image_size
+    if args.colors:
+        knobs["colors"] = tuple(args.colors.split(","))
+    if args.shapes:
+        knobs["shapes"] = tuple(args.shapes.split(","))
+    if args.steps:
+        knobs["steps"] = tuple(int(s) for s in args.steps.split(","))
+    return knobs
+
+
+def _cmd_tiny_model(args: argparse.Namespace) -> int:
+    from r3v_train.tiny import build_tiny_model
+
+    path = build_tiny_model(args.arch, args.out, size=args.size, seed=args.seed)
+    print(f"wrote a {args.size} {args.arch} model to {path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from r3v_train.demo import run_demo
+
+    return run_demo(out_dir=args.out, seed=args.seed, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="r3v", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("score", help="re-score saved replies (JSONL) for one benchmark")
+    p.add_argument("--benchmark", required=True, help="benchmark name, e.g. chartqa")
+    p.add_argument("file", help="JSONL file of {response, answer, choices?, unit?} ('-' = stdin)")
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("data", help="write a locally generated data set")
+    data_sub = p.add_subparsers(dest="dataset", required=True)
+    s = data_sub.add_parser("shapes", help="the synthetic shapes benchmark (canonical schema)")
+    s.add_argument("--out", required=True, type=Path)
+    s.add_argument("--n-train", type=int, default=2000)
+    s.add_argument("--n-test", type=int, default=500)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--grid", type=int, default=None, help="grid size (cells per side)")
+    s.add_argument("--image-size", type=int, default=None, help="image side in pixels")
+    s.add_argument("--colors", default=None, help="comma-separated colour names")
+    s.add_argument("--shapes", default=None, help="comma-separated shape names")
+    s.add_argument("--steps", default=None, help="allowed question step counts, e.g. 1,2")
+    s.set_defaults(func=_cmd_data_shapes)
+
+    p = sub.add_parser("tiny-model", help="build a tiny random-weight VLM offline")
+    p.add_argument("--arch", required=True, choices=["qwen2_vl", "qwen2_5_vl", "llava"])
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--size", default="tiny", choices=["tiny", "small"])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_tiny_model)
+
+    p = sub.add_parser("demo", help="the embedded default: self-improvement on shapes, no network")
+    p.add_argument("--out", type=Path, default=Path("r3v_demo"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (KeyError, ValueError) as exc:
+        # user errors (unknown benchmark, bad knob, bad data) — no traceback
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"r3v {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
