@@ -199,35 +199,53 @@ def option_letters(n: int) -> str:
     return LETTERS[:n]
 
 
+_NOT_ARTICLE_NEXT = {
+    "is", "was", "seems", "looks", "appears", "would", "should", "must", "could", "can",
+    "fits", "matches", "best", "correctly", "because", "since", "as",
+}
+
+
+def _is_article(text: str, pos: int) -> bool:
+    """Whether the capital letter at ``pos`` is the article "A" / pronoun "I" opening a
+    sentence ("A magnet attracts...", "I think...") rather than an option letter
+    ("A is correct")."""
+    if text[pos] not in "AI":
+        return False
+    if pos > 0 and not re.search(r"(?:^|[.!?:;\n])\s*$", text[:pos]):
+        return False
+    nxt = re.match(r"\s+([a-z]+)", text[pos + 1:])
+    return bool(nxt) and nxt.group(1) not in _NOT_ARTICLE_NEXT
+
+
 def parse_choice(text: str | None, choices: list[str]) -> str | None:
     """The option letter chosen by an answer candidate, or None.
 
-    In order: the last "(X)" with a valid letter; else the last standalone valid capital
-    letter ("B", "B.", "Option B", "B: 5 cm"); else the one option whose text equals the
-    candidate, or, failing that, the only option whose text appears inside it."""
+    In order: the last "(X)" with a valid letter; else a candidate that is just a letter
+    ("b", "B.", "Option B"); else the one option whose full text equals the candidate; else
+    the last standalone valid capital letter ("B: 5 cm", "I think it is B"; a sentence-opening
+    article "A ..." or pronoun "I ..." is not a letter); else the one option whose number
+    equals the candidate's; else the only option whose text appears inside it."""
     if not text or not choices:
         return None
     valid = option_letters(len(choices))
     parens = [m for m in re.findall(r"\(([A-Za-z])\)", text) if m.upper() in valid]
     if parens:
         return parens[-1].upper()
-    standalone = [
-        m for m in re.findall(r"(?<![A-Za-z0-9'])([A-Z])(?![A-Za-z0-9'])", text) if m in valid
-    ]
-    # a lone capital "A"/"I" that starts a sentence is an article or pronoun, not a choice
-    if standalone:
-        stripped = text.strip(_DECORATION)
-        only_letter = re.fullmatch(r"(?:option\s+)?\(?([A-Z])\)?[.:)]?", stripped, re.IGNORECASE)
-        if only_letter and only_letter.group(1).upper() in valid:
-            return only_letter.group(1).upper()
-        pronoun_start = re.match(r"^(A|I)\s+[a-z]", stripped)
-        if not (pronoun_start and len(standalone) == 1):
-            return standalone[-1]
+    stripped = text.strip(_DECORATION)
+    only_letter = re.fullmatch(r"(?:option\s+)?\(?([A-Za-z])\)?[.:)]?", stripped, re.IGNORECASE)
+    if only_letter and only_letter.group(1).upper() in valid:
+        return only_letter.group(1).upper()
     target = normalize_text(text)
     normalized = [normalize_text(c) for c in choices]
     exact = [i for i, c in enumerate(normalized) if c and c == target]
-    if len(exact) == 1:
+    if len(exact) == 1:  # the reply is one option's full text ("Vitamin C" is not option C)
         return valid[exact[0]]
+    standalone = [
+        m for m in re.finditer(r"(?<![A-Za-z0-9'])([A-Z])(?![A-Za-z0-9'])", stripped)
+        if m.group(1) in valid and not _is_article(stripped, m.start())
+    ]
+    if standalone:
+        return standalone[-1].group(1)
     target_num = parse_number(text)
     if target_num is not None:
         numeric = [i for i, c in enumerate(choices)

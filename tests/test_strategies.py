@@ -1,0 +1,78 @@
+import pytest
+
+from r3v_eval import strategies
+from r3v_eval.engines.base import Sampling
+
+from fakes import CountingBench, ScriptedEngine, problems
+
+
+def test_majority_vote_ties_go_to_the_earliest_sample():
+    assert strategies.majority_vote(["3", "4", "4", "3"]) == ("3", 0)
+    assert strategies.majority_vote(["5", "4", "4"]) == ("4", 1)
+    assert strategies.majority_vote([None, "2", None]) == ("2", 1)
+    assert strategies.majority_vote([None, None]) == (None, None)
+    assert strategies.majority_vote([]) == (None, None)
+
+
+def test_majority_and_pass_at_n_from_the_same_candidates():
+    bench = CountingBench()
+    probs = problems(["3", "7"])
+    cands = [["Answer:\n3", "Answer:\n4", "Answer:\n4"], ["no idea", "Answer: 7", "Answer:\n8"]]
+    maj = strategies.majority(bench, probs, cands)
+    assert [o.extracted for o in maj] == ["4", "7"]
+    assert [o.correct for o in maj] == [False, True]
+    assert maj[0].candidate_answers == ["3", "4", "4"]
+    assert maj[1].candidate_answers == [None, "7", "8"]
+    oracle = strategies.pass_at_n(bench, probs, cands)
+    assert [o.correct for o in oracle] == [True, True]
+    assert oracle[0].extracted == "3"
+
+
+def test_all_unparseable_candidates_give_a_wrong_majority():
+    bench = CountingBench()
+    [out] = strategies.majority(bench, problems(["3"]), [["hmm", "", "I think many"]])
+    assert out.extracted is None and out.correct is False and out.reply is None
+
+
+def test_select_builds_the_self_select_prompt_and_answers_greedily():
+    bench = CountingBench()
+    probs = problems(["5"])
+    engine = ScriptedEngine([("Model's prediction 1", ["5"])])
+    cands = [["Solution:\n1. a\n\nAnswer:\n4", "Solution:\n1. b\n\nAnswer:\n5"]]
+    [out] = strategies.select(engine, bench, probs, cands)
+    prompt, sampling = engine.calls[0][0][0], engine.calls[0][1]
+    assert "Model's prediction 1:\nSolution:\n1. a\n\nAnswer:\n4" in prompt
+    assert "Model's prediction 2:\nSolution:\n1. b" in prompt
+    assert "Model's prediction 3" not in prompt
+    assert prompt.endswith("Which prediction is correct? Give the final answer.")
+    assert sampling.greedy
+    assert out.correct and out.extracted == "5" and out.candidate_correct == [False, True]
+
+
+def test_evaluate_samples_once_and_reports_every_metric():
+    bench = CountingBench()
+    probs = problems(["2", "6"])
+
+    def sampled(prompt, sampling):
+        return ["Answer:\n2", "Answer:\n3", "Answer:\n3"] if "picture 0" in prompt else \
+               ["Answer:\n6", "Answer:\n1", "Answer:\n9"]
+
+    engine = ScriptedEngine([
+        ("Model's prediction 1", lambda p, s: ["2"] if "picture 0" in p else ["1"]),
+        ("step-by-step", lambda p, s: (["Answer:\n2"] if "picture 0" in p else ["Answer:\n0"])
+         if s.greedy else sampled(p, s)),
+    ])
+    ev = strategies.evaluate(engine, bench, probs, n=3, progress=False)
+    assert ev.metrics == {"greedy": 0.5, "majority@3": 0.5, "pass@3": 1.0, "select@3": 0.5}
+    sample_calls = [c for c in engine.calls if not c[1].greedy]
+    assert len(sample_calls) == 1 and sample_calls[0][1].n == 3
+    assert sample_calls[0][1].temperature == pytest.approx(0.9)
+
+
+def test_sampling_rejects_bad_settings():
+    with pytest.raises(ValueError, match="greedy"):
+        Sampling(n=3, temperature=0)
+    with pytest.raises(ValueError, match="top_p"):
+        Sampling(temperature=1.0, top_p=0)
+    with pytest.raises(ValueError, match="n must be"):
+        Sampling(n=0)

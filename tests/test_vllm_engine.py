@@ -1,0 +1,146 @@
+"""The vLLM backend against a stand-in module with vLLM's interface (vLLM cannot be
+installed on these CPU machines; see r3v_eval/engines/vllm.py)."""
+
+import json
+import sys
+import types
+from dataclasses import dataclass, field
+
+import pytest
+from PIL import Image
+
+from r3v_eval.engines.base import GenRequest, Sampling
+
+
+@dataclass
+class _Completion:
+    text: str
+
+
+@dataclass
+class _RequestOutput:
+    outputs: list
+
+
+class _FakeLLM:
+    instances: list = []
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.calls = []
+        _FakeLLM.instances.append(self)
+
+    def generate(self, prompts, params, lora_request=None, use_tqdm=True):
+        self.calls.append((prompts, params, lora_request))
+        return [_RequestOutput([_Completion(f" reply {i}.{j} STOP tail") for j in range(params.n)])
+                for i, _ in enumerate(prompts)]
+
+
+@dataclass
+class _FakeSamplingParams:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    max_tokens: int = 16
+    seed: int | None = None
+    stop: list | None = None
+
+
+@dataclass
+class _FakeLoRARequest:
+    lora_name: str
+    lora_int_id: int
+    lora_path: str
+
+
+class _FakeProcessor:
+    chat_template = "fake"
+
+    def apply_chat_template(self, messages, add_generation_prompt, tokenize):
+        parts = [c.get("text", "<IMG>") for c in messages[0]["content"]]
+        return "USER: " + " ".join(parts) + " ASSISTANT:"
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    vllm = types.ModuleType("vllm")
+    vllm.LLM = _FakeLLM
+    vllm.SamplingParams = _FakeSamplingParams
+    lora = types.ModuleType("vllm.lora")
+    request = types.ModuleType("vllm.lora.request")
+    request.LoRARequest = _FakeLoRARequest
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.lora", lora)
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", request)
+    _FakeLLM.instances.clear()
+    return vllm
+
+
+def test_builds_multimodal_requests_and_reads_n_outputs(fake_vllm):
+    from r3v_eval.engines.vllm import VLLMEngine
+
+    eng = VLLMEngine("Qwen/Qwen2-VL-2B-Instruct", processor=_FakeProcessor(), max_pixels=200704,
+                     tensor_parallel_size=2)
+    llm = _FakeLLM.instances[-1]
+    assert llm.kwargs["limit_mm_per_prompt"] == {"image": 1}
+    assert llm.kwargs["mm_processor_kwargs"] == {"max_pixels": 200704}
+    assert llm.kwargs["tensor_parallel_size"] == 2
+    assert "enable_lora" not in llm.kwargs
+
+    img = Image.new("RGB", (32, 32))
+    reqs = [GenRequest("How many?", img), GenRequest("Text only")]
+    sampling = Sampling(n=3, temperature=0.9, top_p=0.95, top_k=50, max_new_tokens=384, seed=7,
+                        stop=("STOP",))
+    out = eng.generate(reqs, sampling, progress=False)
+    assert out == [[f"reply {i}.{j}" for j in range(3)] for i in range(2)]
+    prompts, params, lora = llm.calls[0]
+    assert prompts[0] == {"prompt": "USER: <IMG> How many? ASSISTANT:",
+                          "multi_modal_data": {"image": img}}
+    assert prompts[1] == {"prompt": "USER: Text only ASSISTANT:"}
+    assert (params.n, params.temperature, params.top_p, params.top_k) == (3, 0.9, 0.95, 50)
+    assert params.max_tokens == 384  # never vLLM's default of 16
+    assert params.seed == 7 and params.stop == ["STOP"]
+    assert lora is None
+
+
+def test_greedy_maps_to_temperature_zero_without_top_k(fake_vllm):
+    from r3v_eval.engines.vllm import VLLMEngine
+
+    eng = VLLMEngine("m", processor=_FakeProcessor())
+    params = eng.sampling_params(Sampling(max_new_tokens=64))
+    assert (params.n, params.temperature, params.top_k, params.top_p, params.max_tokens) == \
+        (1, 0.0, -1, 1.0, 64)
+
+
+def test_lora_adapter_enables_lora_with_an_accepted_rank(fake_vllm, tmp_path):
+    from r3v_eval.engines.vllm import VLLMEngine
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 48}))
+    eng = VLLMEngine("m", processor=_FakeProcessor(), adapter=str(tmp_path))
+    llm = _FakeLLM.instances[-1]
+    assert llm.kwargs["enable_lora"] is True and llm.kwargs["max_lora_rank"] == 64
+    eng.generate([GenRequest("q")], Sampling(max_new_tokens=8), progress=False)
+    assert llm.calls[0][2] == _FakeLoRARequest("r3v_adapter", 1, str(tmp_path))
+
+
+def test_adapter_without_config_is_a_clear_error(fake_vllm, tmp_path):
+    from r3v_eval.engines.vllm import VLLMEngine
+
+    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+        VLLMEngine("m", processor=_FakeProcessor(), adapter=str(tmp_path))
+
+
+def test_missing_vllm_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
+    from r3v_eval.engines import load_engine
+
+    with pytest.raises(ImportError, match="backend=hf"):
+        load_engine("vllm", "m")
+
+
+def test_unknown_backend():
+    from r3v_eval.engines import load_engine
+
+    with pytest.raises(ValueError, match="unknown backend"):
+        load_engine("tgi", "m")
