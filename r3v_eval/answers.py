@@ -86,7 +86,8 @@ _NUM_TOKEN = re.compile(rf"(?<![\w.])(?:{_NUM})(?:\s*/\s*(?:{_NUM}))?(?![\w])")
 
 
 def _to_float(token: str) -> float | None:
-    token = token.replace("−", "-").replace(",", "")
+    # commas only as thousands separators ("1,234"): "2,5" or "1,23" is not a number
+    token = token.replace("−", "-")
     frac = _FULL_FRACTION.match(token)
     if frac:
         num, den = float(frac.group(1).replace(",", "")), float(frac.group(2).replace(",", ""))
@@ -95,7 +96,7 @@ def _to_float(token: str) -> float | None:
         return num / den
     if _FULL_NUMBER.match(token):
         try:
-            return float(token)
+            return float(token.replace(",", ""))
         except ValueError:
             return None
     return None

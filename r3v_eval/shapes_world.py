@@ -35,9 +35,10 @@ import math
 import random
 import time
 from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -158,7 +159,7 @@ class ShapesConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ShapesConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ShapesConfig:
         known = {f.name for f in fields(cls)}
         extra = sorted(set(data) - known)
         if extra:

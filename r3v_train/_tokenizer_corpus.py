@@ -261,4 +261,9 @@ def corpus_lines(seed: int = 0, scale: int = 1) -> list[str]:
     for w in sorted(vocab):
         lines += [f"{w} {w.capitalize()} {w}."] * (5 * scale)
     lines += [" ".join(ARITH_OPS)] * (10 * scale)
+    # the chat scaffolding around the special tokens (ChatML and LLaVA-1.5 conversations)
+    for q in _shape_lines(rng, 200 * scale):
+        lines.append(f"system\nYou are a helpful assistant.\nuser\n{q}\nassistant\n")
+        lines.append(f"USER: {q} ASSISTANT: {rng.randint(0, 10)}")
+        lines.append(f"USER: \n{q}\nLet's think step by step. ASSISTANT:")
     return lines

@@ -1,0 +1,85 @@
+"""M3CoT: multi-domain, multi-step multimodal chain-of-thought multiple-choice questions
+(science, commonsense, mathematics).
+
+Data source: Hugging Face ``LightChen2333/M3CoT`` (config ``default``; splits train 7,863 /
+validation 1,108 / test 2,318). Columns (dataset card): ``id``, ``category``, ``image_id``,
+``question``, ``choices`` (list of str), ``context``, ``answer`` (the option letter),
+``rationale``, ``split``, ``image``, ``domain``, ``topic``.
+
+Mapping decisions
+    * A non-empty ``context`` goes into the question text, before it: "Context: ...\\n<question>".
+    * The gold answer is stored as the option letter (an answer given as an option's text is
+      converted; one that is neither is a clear error).
+    * The human ``rationale`` is kept in ``meta["rationale"]``: it can serve as a teacher
+      rationale for the warm-up, as the paper's GPT-distilled rationales do.
+
+Scoring: the shared multiple-choice rules (see :func:`r3v_eval.answers.parse_choice`): the last
+"(X)" after the last "Answer:", else a bare letter, else an option's exact text, else the last
+standalone option letter ("A ..." opening a sentence is an article), else the option whose
+number or text appears. The official evaluation gives an unparseable answer credit with
+probability 0.75; here it is always wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from r3v_eval import answers
+from r3v_eval.answers import LETTERS
+from r3v_eval.benchmarks.base import DataError, Problem, register
+from r3v_eval.benchmarks.kinds import ChoiceBenchmark
+
+
+@register
+class M3CoT(ChoiceBenchmark):
+    name = "m3cot"
+    hub_id = "LightChen2333/M3CoT"
+    hub_config = None
+    hub_splits = {"train": "train", "validation": "validation", "test": "test"}
+
+    def problem_from_hub(self, row: dict[str, Any], index: int) -> Problem:
+        where = f"{self.hub_id} row {index}"
+        for key in ("question", "choices", "answer"):
+            if key not in row or row[key] is None:
+                raise DataError(f"{where}: missing {key!r}")
+        question = str(row["question"]).strip()
+        if not question:
+            raise DataError(f"{where}: empty 'question'")
+        choices = row["choices"]
+        if not isinstance(choices, (list, tuple)) or len(choices) < 2:
+            raise DataError(f"{where}: 'choices' must be a list of at least 2 options")
+        choices = [str(c) for c in choices]
+        letter = answers.letter_of(str(row["answer"]), choices)
+        if letter is None:
+            raise DataError(f"{where}: answer {row['answer']!r} is neither an option letter "
+                            f"(A-{LETTERS[len(choices) - 1]}) nor an option's text")
+        context = str(row.get("context") or "").strip()
+        if context:
+            question = f"Context: {context}\n{question}"
+        image = row.get("image")
+        if image is not None and not hasattr(image, "convert") and not isinstance(image, (str, Path)):
+            raise DataError(f"{where}: 'image' must be a PIL image, got {type(image).__name__}")
+        meta: dict[str, Any] = {}
+        for key in ("rationale", "domain", "topic", "category", "image_id", "split"):
+            value = row.get(key)
+            if value not in (None, ""):
+                meta[key] = str(value)
+        return Problem(
+            id=str(row["id"]) if row.get("id") not in (None, "") else str(index),
+            question=question,
+            answer=letter,
+            benchmark=self.name,
+            choices=choices,
+            image=image,
+            meta=meta,
+        )
+
+    def problem_from_local(self, row: dict[str, Any], base_dir: Path, where: str) -> Problem:
+        problem = super().problem_from_local(row, base_dir, where)
+        if not problem.choices or len(problem.choices) < 2:
+            raise DataError(f"{where}: M3CoT rows need 'choices' (a list of at least 2 options)")
+        if answers.letter_of(problem.answer, problem.choices) is None:
+            raise DataError(f"{where}: answer {problem.answer!r} is neither an option letter "
+                            f"(A-{LETTERS[len(problem.choices) - 1]}) nor an option's text")
+        return problem

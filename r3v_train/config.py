@@ -1,0 +1,281 @@
+"""Recipes: the run configuration as grouped dataclasses, loaded from YAML and validated
+before any model loads. A wrong key or value is an error naming the dotted key.
+
+Groups (the YAML's top-level keys): ``model``, ``data``, ``sampling``, ``reflect``, ``train``,
+``eval``, ``run``. ``reflect`` is :class:`r3v_train.reflect.ReflectConfig`; ``train`` is
+:class:`r3v_train.trainer.TrainSettings`; the rest are defined here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from r3v_eval.prompts import PROMPT_STYLES
+
+METHODS = ("r3v", "star", "star_dpo", "distill", "r3v_no_refine", "r3v_no_select")
+
+
+class ConfigError(ValueError):
+    """A recipe that does not validate; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    """Parameters that control the model."""
+
+    pretrained: str = field(default="", metadata={"help": "hub id or local folder of the base VLM"})
+    prompt_style: str = field(default="qwen", metadata={"help": "qwen | llava | qwen2"})
+    dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda[:i]"})
+    max_pixels: int | None = field(default=None, metadata={"help": "Qwen2-VL image pixel cap"})
+
+    def __post_init__(self) -> None:
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ConfigError(f"model.prompt_style: {self.prompt_style!r} is not one of {PROMPT_STYLES}")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise ConfigError(f"model.dtype: unknown dtype {self.dtype!r}")
+
+
+@dataclass
+class DataConfig:
+    """Parameters that control the data."""
+
+    benchmark: str = field(default="shapes", metadata={"help": "registered benchmark name"})
+    source: str | None = field(default=None, metadata={
+        "help": "local folder in the canonical schema; None = the public hub data set"})
+    train_split: str | None = field(default=None, metadata={"help": "default: the benchmark's"})
+    test_split: str | None = field(default=None, metadata={"help": "default: the benchmark's"})
+    train_limit: int | None = field(default=None, metadata={"help": "use the first N train problems"})
+    test_limit: int | None = field(default=None, metadata={"help": "use the first N test problems"})
+    teacher_rationales: str | None = field(default=None, metadata={
+        "help": "JSONL {id, rationale} used in the warm-up (iteration 0)"})
+    warmup_qa: bool = field(default=True, metadata={
+        "help": "iteration 0 trains direct-answer QA pairs for the whole train split"})
+
+    def __post_init__(self) -> None:
+        from r3v_eval.benchmarks import benchmark_names
+
+        if self.benchmark not in benchmark_names():
+            raise ConfigError(f"data.benchmark: unknown benchmark {self.benchmark!r}; "
+                              f"known: {', '.join(benchmark_names())}")
+        for key in ("train_limit", "test_limit"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"data.{key}: must be >= 1, got {v}")
+
+
+@dataclass
+class SamplingConfig:
+    """Parameters that control training-time sampling (the bootstrap)."""
+
+    backend: str = field(default="hf", metadata={"help": "hf | vllm"})
+    n: int = field(default=3, metadata={"help": "samples per train question per iteration"})
+    temperature: float = 0.9
+    top_p: float = 0.95
+    top_k: int = 50
+    max_new_tokens: int = 384
+    batch_size: int = 16
+    chunk_size: int = field(default=256, metadata={
+        "help": "questions per pool append; a killed run loses at most one chunk of work"})
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("hf", "vllm"):
+            raise ConfigError(f"sampling.backend: {self.backend!r} is not hf or vllm")
+        if self.n < 1 or self.temperature <= 0:
+            raise ConfigError("sampling.n must be >= 1 and sampling.temperature > 0")
+        if self.batch_size < 1 or self.chunk_size < 1:
+            raise ConfigError("sampling.batch_size and sampling.chunk_size must be >= 1")
+
+
+@dataclass
+class EvalConfig:
+    """Parameters that control evaluation after each iteration."""
+
+    n: int = field(default=3, metadata={"help": "samples for majority@N / select@N / pass@N; 0 = greedy only"})
+    select: bool = True
+    max_new_tokens: int = 384
+    batch_size: int = 16
+    every_iteration: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise ConfigError(f"eval.n: must be >= 0, got {self.n}")
+
+
+@dataclass
+class RunConfig:
+    """Parameters that control the iteration driver."""
+
+    method: str = field(default="r3v", metadata={"help": " | ".join(METHODS)})
+    iterations: int = field(default=4, metadata={"help": "self-training iterations after the warm-up"})
+    warmup: bool = field(default=True, metadata={"help": "iteration 0 trains QA pairs + teacher rationales"})
+    restart_from_base: bool = field(default=True, metadata={
+        "help": "train a fresh adapter on the base model every iteration (the paper); "
+                "False continues from the previous iteration's weights"})
+    out_dir: str = "runs/r3v"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ConfigError(f"run.method: {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.iterations < 0:
+            raise ConfigError(f"run.iterations: must be >= 0, got {self.iterations}")
+
+
+def _section_types() -> dict[str, type]:
+    from r3v_train.reflect import ReflectConfig
+    from r3v_train.trainer import TrainSettings
+
+    return {"model": ModelConfig, "data": DataConfig, "sampling": SamplingConfig,
+            "reflect": ReflectConfig, "train": TrainSettings, "eval": EvalConfig, "run": RunConfig}
+
+
+@dataclass
+class R3VConfig:
+    model: ModelConfig
+    data: DataConfig
+    sampling: SamplingConfig
+    reflect: Any
+    train: Any
+    eval: EvalConfig
+    run: RunConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in _section_types()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------ coercion
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: {value!r} is not one of {args}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
+            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+        inner = args[0] if args else Any
+        items = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads "3e-5" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def _build_section(cls: type, data: Any, section: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{section}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(f"{section}.{unknown[0]}: unknown key; known keys in {section}: "
+                          f"{', '.join(sorted(fields))}")
+    kwargs = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{section}: {exc}") from None
+
+
+def config_from_dict(data: dict[str, Any]) -> R3VConfig:
+    sections = _section_types()
+    if not isinstance(data, dict):
+        raise ConfigError("a recipe must be a YAML mapping")
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section; known: {', '.join(sections)}")
+    built = {name: _build_section(cls, data.get(name), name) for name, cls in sections.items()}
+    cfg = R3VConfig(**built)
+    if not cfg.model.pretrained:
+        raise ConfigError("model.pretrained: required (a hub id or a local folder)")
+    return cfg
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set section.key=value`` overrides (values parsed as YAML scalars)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2:
+            raise ConfigError(f"--set {key!r}: expected section.key (e.g. run.iterations)")
+        section, name = parts
+        data.setdefault(section, {})
+        if data[section] is None:
+            data[section] = {}
+        data[section][name] = yaml.safe_load(raw)
+    return data
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> R3VConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"recipe not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    return config_from_dict(apply_overrides(data, overrides or []))

@@ -1,0 +1,396 @@
+"""Build tiny random-weight vision-language models offline, with the real Hugging Face classes.
+
+``build_tiny_model(arch, out_dir, size="tiny", seed=0)`` writes a directory that loads back with
+``AutoProcessor.from_pretrained(dir)`` and ``AutoModelForImageTextToText.from_pretrained(dir)``
+under ``HF_HUB_OFFLINE=1``. Nothing is downloaded: the tokenizer is a byte-level BPE trained here
+with the ``tokenizers`` library on generated text (see :mod:`r3v_train._tokenizer_corpus`), the
+weights are random (seeded), the processor and chat template are written by this module.
+
+Architectures (``arch``):
+
+``qwen2_vl``    ``Qwen2VLForConditionalGeneration`` + ``Qwen2VLProcessor``: ChatML template with
+                ``<|vision_start|><|image_pad|><|vision_end|>`` and the default system prompt,
+                M-RoPE (``rope_parameters.mrope_section`` sums to head_dim / 2), patch 14, 2x2
+                merge; ``min_pixels`` 56*56 and ``max_pixels`` 112*112, so a 112x112 image gives
+                8x8 patches -> 16 image tokens (and larger images are scaled down to that budget).
+``qwen2_5_vl``  ``Qwen2_5_VLForConditionalGeneration`` + ``Qwen2_5_VLProcessor``: as ``qwen2_vl``
+                with the Qwen2.5-VL vision tower (RMSNorm, SwiGLU, window attention).
+``llava``       ``LlavaForConditionalGeneration`` + ``LlavaProcessor``: a tiny CLIP vision tower
+                (112x112 input; patch 28 -> 16 image tokens for ``tiny``, patch 16 -> 49 for
+                ``small``) and a tiny Llama text model; the LLaVA-1.5 conversation format
+                ``USER: <image>\\n{prompt} ASSISTANT: {answer}</s>``.
+
+Sizes: ``tiny`` is the smallest thing that works (text hidden 64, 2 layers; vision depth 2) for
+fast tests; ``small`` (text hidden 256, 4 layers, 4 heads; vision hidden 128, depth 4; ~5-7M
+parameters) is big enough to learn the synthetic shapes task from scratch on a few CPU cores.
+
+Facts of the installed transformers (5.23) that callers must respect:
+
+* Qwen2-VL / Qwen2.5-VL ``forward`` and ``generate`` with images need ``mm_token_type_ids``
+  (0 text, 1 image, 2 video) next to ``input_ids``; without it ``forward`` raises "Multimodal
+  data was passed ... but `mm_token_type_ids` is missing". The processor returns it
+  (``Qwen2VLProcessor.return_mm_token_type_ids = True``): pass the processor's whole output on.
+* M-RoPE sections live in ``text_config.rope_parameters["mrope_section"]`` (the old
+  ``rope_scaling`` key is still accepted and converted).
+* ``AutoTokenizer`` would rebuild a ``Qwen2Tokenizer`` from vocab/merges for ``qwen2_vl`` configs;
+  the tokenizer config therefore names ``TokenizersBackend``, which loads ``tokenizer.json`` as is.
+* Qwen processors need torchvision (their video processor); LLaVA's does not.
+
+Chat templates mark the assistant's turn with ``{% generation %}`` (so TRL's
+``assistant_only_loss`` works) and end it with the end-of-turn token (``<|im_end|>`` / ``</s>``),
+which ``generation_config.eos_token_id`` contains, so generation stops at the end of the turn.
+The LLaVA template writes ``<s>`` itself and the tokenizer adds no special tokens on its own
+(so text rendered by the template never gets a second ``<s>``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from r3v_train._tokenizer_corpus import corpus_lines
+
+ARCHS = ("qwen2_vl", "qwen2_5_vl", "llava")
+SIZES = ("tiny", "small")
+VOCAB_SIZE = 4096
+INFO_FILE = "r3v_tiny.json"
+
+# Qwen2's pre-tokenizer pattern: words with their leading space, every digit on its own.
+_QWEN2_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+)
+LLAVA_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<image>")
+
+QWEN_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% set ns = namespace(body='') %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "{% if message['content'] is string %}{% set ns.body = message['content'] %}"
+    "{% else %}{% set ns.body = '' %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}{% set ns.body = ns.body + 'Picture ' + image_count.value | string + ': ' %}"
+    "{% endif %}"
+    "{% set ns.body = ns.body + '<|vision_start|><|image_pad|><|vision_end|>' %}"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}{% set ns.body = ns.body + 'Video ' + video_count.value | string + ': ' %}"
+    "{% endif %}"
+    "{% set ns.body = ns.body + '<|vision_start|><|video_pad|><|vision_end|>' %}"
+    "{% elif 'text' in content %}{% set ns.body = ns.body + content['text'] %}"
+    "{% endif %}{% endfor %}{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['role'] == 'assistant' %}"
+    "{% generation %}{{ ns.body }}<|im_end|>{% endgeneration %}{{ '\\n' }}"
+    "{% else %}{{ ns.body }}<|im_end|>\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+LLAVA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{% set text = message['content'] %}{% set n_img = 0 %}"
+    "{% else %}"
+    "{% set text = message['content'] | selectattr('type', 'equalto', 'text') "
+    "| map(attribute='text') | join('\n') %}"
+    "{% set n_img = message['content'] | selectattr('type', 'equalto', 'image') | list | length %}"
+    "{% endif %}"
+    "{% if message['role'] == 'system' %}{{ text + ' ' }}"
+    "{% elif message['role'] == 'user' %}USER: {{ '<image>\n' * n_img }}{{ text + ' ' }}"
+    "{% else %}ASSISTANT:{% generation %} {{ text }}{{ eos_token }}{% endgeneration %}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+@dataclass(frozen=True)
+class _Dims:
+    text_hidden: int
+    text_layers: int
+    text_heads: int
+    text_kv_heads: int
+    text_intermediate: int
+    vision_hidden: int
+    vision_depth: int
+    vision_heads: int
+    vision_intermediate: int
+    llava_patch: int  # CLIP patch size (LLaVA only; Qwen uses patch 14 + 2x2 merge)
+
+
+_DIMS = {
+    "tiny": _Dims(text_hidden=64, text_layers=2, text_heads=4, text_kv_heads=2,
+                  text_intermediate=128, vision_hidden=32, vision_depth=2, vision_heads=2,
+                  vision_intermediate=64, llava_patch=28),
+    "small": _Dims(text_hidden=256, text_layers=4, text_heads=4, text_kv_heads=4,
+                   text_intermediate=768, vision_hidden=128, vision_depth=4, vision_heads=4,
+                   vision_intermediate=512, llava_patch=16),
+}
+
+IMAGE_SIZE = 112          # the reference image side: 16 image tokens for Qwen2-VL at this size
+QWEN_PATCH = 14
+QWEN_MERGE = 2
+QWEN_MIN_PIXELS = 56 * 56
+QWEN_MAX_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+
+
+def _check(arch: str, size: str) -> None:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown tiny-model arch {arch!r}; choose one of {', '.join(ARCHS)}")
+    if size not in SIZES:
+        raise ValueError(f"unknown tiny-model size {size!r}; choose one of {', '.join(SIZES)}")
+
+
+# ----------------------------------------------------------------------------- tokenizer
+@functools.lru_cache(maxsize=4)
+def _tokenizer_json(special_tokens: tuple[str, ...], vocab_size: int) -> str:
+    """Train the byte-level BPE (deterministic) and return its ``tokenizer.json`` text."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_QWEN2_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=list(special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus_lines(seed=0), trainer=trainer)
+    return tok.to_str()
+
+
+def _build_tokenizer(arch: str):
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    if arch == "llava":
+        backend = Tokenizer.from_str(_tokenizer_json(LLAVA_SPECIAL_TOKENS, VOCAB_SIZE))
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=backend,
+            bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+            extra_special_tokens=["<image>"],
+            model_max_length=4096, padding_side="left", clean_up_tokenization_spaces=False,
+        )
+        tokenizer.chat_template = LLAVA_CHAT_TEMPLATE
+    else:
+        backend = Tokenizer.from_str(_tokenizer_json(QWEN_SPECIAL_TOKENS, VOCAB_SIZE))
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=backend,
+            eos_token="<|im_end|>", pad_token="<|endoftext|>",
+            extra_special_tokens=[t for t in QWEN_SPECIAL_TOKENS
+                                  if t not in ("<|im_end|>", "<|endoftext|>")],
+            model_max_length=32768, padding_side="left", clean_up_tokenization_spaces=False,
+        )
+        tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+    return tokenizer
+
+
+# ----------------------------------------------------------------------------- processor
+def _build_processor(arch: str, size: str, tokenizer):
+    dims = _DIMS[size]
+    if arch == "llava":
+        from transformers import CLIPImageProcessor, LlavaProcessor
+
+        image_processor = CLIPImageProcessor(
+            size={"shortest_edge": IMAGE_SIZE},
+            crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        )
+        return LlavaProcessor(
+            image_processor=image_processor, tokenizer=tokenizer, patch_size=dims.llava_patch,
+            vision_feature_select_strategy="default", num_additional_image_tokens=1,
+            chat_template=LLAVA_CHAT_TEMPLATE,
+        )
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    image_processor = Qwen2VLImageProcessor(
+        min_pixels=QWEN_MIN_PIXELS, max_pixels=QWEN_MAX_PIXELS,
+        patch_size=QWEN_PATCH, merge_size=QWEN_MERGE, temporal_patch_size=2,
+    )
+    video_processor = Qwen2VLVideoProcessor(
+        min_pixels=QWEN_MIN_PIXELS, max_pixels=QWEN_MAX_PIXELS,
+        patch_size=QWEN_PATCH, merge_size=QWEN_MERGE, temporal_patch_size=2,
+    )
+    if arch == "qwen2_vl":
+        from transformers import Qwen2VLProcessor as cls
+    else:
+        from transformers import Qwen2_5_VLProcessor as cls
+    return cls(image_processor=image_processor, tokenizer=tokenizer,
+               video_processor=video_processor, chat_template=QWEN_CHAT_TEMPLATE)
+
+
+# ----------------------------------------------------------------------------- model config
+def _mrope_section(head_dim: int) -> list[int]:
+    """Split head_dim / 2 rotary frequencies into (temporal, height, width) like Qwen2-VL's
+    [16, 24, 24] for head_dim 128: a quarter temporal, the rest halved between height and width."""
+    half = head_dim // 2
+    t = half // 4
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def _build_config(arch: str, size: str, tokenizer):
+    dims = _DIMS[size]
+    vocab = len(tokenizer)
+    ids = tokenizer.convert_tokens_to_ids
+    if arch == "llava":
+        from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+        vision = CLIPVisionConfig(
+            hidden_size=dims.vision_hidden, intermediate_size=dims.vision_intermediate,
+            num_hidden_layers=dims.vision_depth, num_attention_heads=dims.vision_heads,
+            image_size=IMAGE_SIZE, patch_size=dims.llava_patch, projection_dim=dims.vision_hidden,
+            hidden_act="quick_gelu",
+        )
+        text = LlamaConfig(
+            vocab_size=vocab, hidden_size=dims.text_hidden,
+            intermediate_size=dims.text_intermediate, num_hidden_layers=dims.text_layers,
+            num_attention_heads=dims.text_heads, num_key_value_heads=dims.text_kv_heads,
+            max_position_embeddings=4096, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            bos_token_id=ids("<s>"), eos_token_id=ids("</s>"), pad_token_id=ids("<pad>"),
+        )
+        n_image_tokens = (IMAGE_SIZE // dims.llava_patch) ** 2
+        config = LlavaConfig(
+            vision_config=vision, text_config=text, image_token_index=ids("<image>"),
+            image_seq_length=n_image_tokens, projector_hidden_act="gelu",
+            vision_feature_select_strategy="default",
+            # the last layer: with a 2-4 layer tower, LLaVA's -2 would leave a layer unused
+            vision_feature_layer=-1, tie_word_embeddings=False,
+        )
+        return config, n_image_tokens
+
+    head_dim = dims.text_hidden // dims.text_heads
+    text = dict(
+        vocab_size=vocab, hidden_size=dims.text_hidden,
+        intermediate_size=dims.text_intermediate, num_hidden_layers=dims.text_layers,
+        num_attention_heads=dims.text_heads, num_key_value_heads=dims.text_kv_heads,
+        max_position_embeddings=32768, rms_norm_eps=1e-6, use_sliding_window=False,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0,
+                         "mrope_section": _mrope_section(head_dim)},
+        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
+        pad_token_id=ids("<|endoftext|>"),
+    )
+    special = dict(
+        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+    )
+    if arch == "qwen2_vl":
+        from transformers import Qwen2VLConfig
+
+        vision = dict(
+            depth=dims.vision_depth, embed_dim=dims.vision_hidden, hidden_size=dims.text_hidden,
+            num_heads=dims.vision_heads, mlp_ratio=dims.vision_intermediate // dims.vision_hidden,
+            patch_size=QWEN_PATCH, spatial_merge_size=QWEN_MERGE, temporal_patch_size=2,
+        )
+        config = Qwen2VLConfig(text_config=text, vision_config=vision,
+                               tie_word_embeddings=True, **special)
+    else:
+        from transformers import Qwen2_5_VLConfig
+
+        vision = dict(
+            depth=dims.vision_depth, hidden_size=dims.vision_hidden,
+            out_hidden_size=dims.text_hidden, intermediate_size=dims.vision_intermediate,
+            num_heads=dims.vision_heads, patch_size=QWEN_PATCH, spatial_merge_size=QWEN_MERGE,
+            temporal_patch_size=2, window_size=IMAGE_SIZE,
+            fullatt_block_indexes=[dims.vision_depth - 1],
+        )
+        config = Qwen2_5_VLConfig(text_config=text, vision_config=vision,
+                                  tie_word_embeddings=True, **special)
+    side = IMAGE_SIZE // QWEN_PATCH
+    return config, side * side // (QWEN_MERGE * QWEN_MERGE)
+
+
+def _generation_config(arch: str, tokenizer):
+    from transformers import GenerationConfig
+
+    ids = tokenizer.convert_tokens_to_ids
+    if arch == "llava":
+        return GenerationConfig(bos_token_id=ids("<s>"), eos_token_id=ids("</s>"),
+                                pad_token_id=ids("<pad>"))
+    return GenerationConfig(bos_token_id=ids("<|endoftext|>"),
+                            eos_token_id=[ids("<|im_end|>"), ids("<|endoftext|>")],
+                            pad_token_id=ids("<|endoftext|>"))
+
+
+# ----------------------------------------------------------------------------- public
+def build_tiny_model(arch: str, out_dir, size: str = "tiny", seed: int = 0) -> Path:
+    """Build, save and describe a random-weight VLM; return its directory.
+
+    Args:
+        arch: ``qwen2_vl``, ``qwen2_5_vl`` or ``llava``.
+        out_dir: directory to write (created; existing files of the same names are replaced).
+        size: ``tiny`` (tests) or ``small`` (learns the shapes task on CPU).
+        seed: weights are a pure function of (arch, size, seed); the tokenizer does not depend
+            on the seed.
+
+    The directory holds ``config.json``, ``generation_config.json``, ``model.safetensors``, the
+    processor / tokenizer files with the chat template, and ``r3v_tiny.json`` (arch, size, seed,
+    parameter counts, vocabulary size, image tokens per 112x112 image).
+    """
+    _check(arch, size)
+    import torch
+    import transformers
+    from transformers import AutoModelForImageTextToText
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    tokenizer = _build_tokenizer(arch)
+    processor = _build_processor(arch, size, tokenizer)
+    config, n_image_tokens = _build_config(arch, size, tokenizer)
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    model.generation_config = _generation_config(arch, tokenizer)
+    model.eval()
+
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+
+    total = sum(p.numel() for p in model.parameters())
+    vision = sum(p.numel() for n, p in model.named_parameters()
+                 if any(k in n for k in ("visual", "vision_tower", "multi_modal_projector")))
+    info = {
+        "arch": arch,
+        "size": size,
+        "seed": seed,
+        "model_class": type(model).__name__,
+        "processor_class": type(processor).__name__,
+        "num_parameters": total,
+        "num_parameters_vision": vision,
+        "num_parameters_language": total - vision,
+        "vocab_size": len(tokenizer),
+        "image_size": IMAGE_SIZE,
+        "image_tokens_per_image": n_image_tokens,
+        "dims": asdict(_DIMS[size]),
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+    }
+    (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def tiny_model_info(model_dir) -> dict:
+    """Read the ``r3v_tiny.json`` written by :func:`build_tiny_model`."""
+    path = Path(model_dir) / INFO_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {model_dir} was not built by build_tiny_model")
+    return json.loads(path.read_text())
