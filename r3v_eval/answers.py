@@ -141,7 +141,8 @@ def parse_number(text: str | None, unit: str | None = None) -> float | None:
             return _to_float(tokens[0].replace(" ", "").lstrip("$"))
         return None
     if not tokens:
-        words = [w for w in re.findall(r"[a-z]+", word) if w in _NUMBER_WORDS]
+        # hyphenated words stay whole: "eighty-four" is not "four", "one-third" not "one"
+        words = [w for w in re.findall(r"[a-z]+(?:-[a-z]+)*", word) if w in _NUMBER_WORDS]
         if len(words) == 1 and len(word.split()) <= 3:
             return float(_NUMBER_WORDS[words[0]])
     return None

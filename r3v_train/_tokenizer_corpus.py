@@ -31,13 +31,14 @@ POSITIONS = ("left", "right", "top", "bottom", "middle", "center", "above", "bel
 
 # The paper's prompt literals (R3V.md "Prompt literals"), kept verbatim.
 PROMPT_LITERALS = (
-    "First generate a step-by-step solution, then answer the question with a numerical value, "
-    "Yes/No, or a word or phrase.",
-    "First generate a step-by-step solution, then answer the question using a single numerical "
-    "value (0-10).",
-    "First generate a step-by-step solution, then answer with the option's letter from the given "
-    "choices directly.",
-    "First generate a step-by-step solution, then answer the question using a single word or phrase.",
+    ("First generate a step-by-step solution, then answer the question with a numerical value, "
+     "Yes/No, or a word or phrase."),
+    ("First generate a step-by-step solution, then answer the question using a single numerical "
+     "value (0-10)."),
+    ("First generate a step-by-step solution, then answer with the option's letter from the given "
+     "choices directly."),
+    ("First generate a step-by-step solution, then answer the question using a single word or "
+     "phrase."),
     "Answer the question with a numerical value, Yes/No, or a word or phrase.",
     "Answer the question using a single numerical value (0-10).",
     "Answer with the option's letter from the given choices directly.",
@@ -49,8 +50,8 @@ PROMPT_LITERALS = (
     "Model's prediction 1:",
     "Model's prediction 2:",
     "Model's prediction 3:",
-    "Which prediction is correct? Give the final answer with a numerical value, Yes/No, or a word "
-    "or phrase.",
+    ("Which prediction is correct? Give the final answer with a numerical value, Yes/No, or a word "
+     "or phrase."),
     "Which prediction is correct? Give the final answer using a single numerical value (0-10).",
     "Which prediction has the right OCR, reasoning and calculations? Give the final answer.",
     "Which prediction is correct? Give the final answer by selecting the correct option.",
@@ -61,8 +62,8 @@ PROMPT_LITERALS = (
     "Options:",
     "Choices:",
     "Question:",
-    "Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at "
-    "the end.",
+    ("Hint: Please answer the question and provide the correct option letter, e.g., A, B, C, D, at "
+     "the end."),
     "You are a helpful assistant.",
     "A chat between a curious human and an artificial intelligence assistant.",
     "USER:",
@@ -74,42 +75,43 @@ PROMPT_LITERALS = (
 
 TASK_WORDS = (
     # charts and tables (ChartQA, TabMWP)
-    "chart bar bars line pie graph plot axis value values label legend title year years percent "
-    "percentage share number numbers average mean median mode sum difference ratio rate highest "
-    "lowest largest smallest maximum minimum increase decrease trend between country countries "
-    "people survey data table price prices cost costs dollar dollars cents each per total "
-    "amount buy bought sell sold spend spent money change left remaining much many more less "
-    "than fewer greater equal frequency stem leaf score scores week day days month months hour "
-    "hours minute minutes time times item items store shop ticket tickets group groups unit units",
+    ("chart bar bars line pie graph plot axis value values label legend title year years percent "
+     "percentage share number numbers average mean median mode sum difference ratio rate highest "
+     "lowest largest smallest maximum minimum increase decrease trend between country countries "
+     "people survey data table price prices cost costs dollar dollars cents each per total "
+     "amount buy bought sell sold spend spent money change left remaining much many more less "
+     "than fewer greater equal frequency stem leaf score scores week day days month months hour "
+     "hours minute minutes time times item items store shop ticket tickets group groups unit "
+     "units"),
     # geometry (GeoQA, MathVista)
-    "angle angles degree degrees triangle circle radius diameter chord arc tangent point points "
-    "line segment parallel perpendicular length area perimeter volume side sides height width "
-    "base right acute obtuse isosceles equilateral quadrilateral parallelogram rhombus trapezoid "
-    "polygon center diagonal bisector intersect intersects figure shown given find measure "
-    "if then so therefore because since thus hence",
+    ("angle angles degree degrees triangle circle radius diameter chord arc tangent point points "
+     "line segment parallel perpendicular length area perimeter volume side sides height width "
+     "base right acute obtuse isosceles equilateral quadrilateral parallelogram rhombus trapezoid "
+     "polygon center diagonal bisector intersect intersects figure shown given find measure "
+     "if then so therefore because since thus hence"),
     # web actions (MiniWob)
-    "click type select enter submit button text box field link tab menu option checkbox "
-    "input search scroll drag press key login username password email",
+    ("click type select enter submit button text box field link tab menu option checkbox "
+     "input search scroll drag press key login username password email"),
     # reasoning scaffolding
-    "step steps solution answer question questions correct incorrect wrong right prediction "
-    "predictions model judge refine reasoning calculation calculations final option options "
-    "letter choice choices count counting counted there are is was were be been remove removed "
-    "subtract subtracted add added take away objects left exist remain remaining how many what "
-    "which who where when why picture image photo shown see visible all other same different "
-    "color colour colors colours shape shapes size sizes yes no true false none both either",
+    ("step steps solution answer question questions correct incorrect wrong right prediction "
+     "predictions model judge refine reasoning calculation calculations final option options "
+     "letter choice choices count counting counted there are is was were be been remove removed "
+     "subtract subtracted add added take away objects left exist remain remaining how many what "
+     "which who where when why picture image photo shown see visible all other same different "
+     "color colour colors colours shape shapes size sizes yes no true false none both either"),
 )
 
 COMMON_WORDS = (
-    "the a an of to and in on at for with by from as into about over after before under up "
-    "down out off it its this that these those there here they them their he she his her we "
-    "our you your i me my not no yes do does did done have has had can could will would should "
-    "may might must shall get got make made use used using give gives given go goes went come "
-    "came know knows think look looks find found show shows tell say says said ask asks need "
-    "want like also only just very so too then than now new old good best better first last "
-    "long short high low big small few most some any every each all both other another such "
-    "own same way part place case fact point work world life hand year time day thing man "
-    "woman child people state number group problem system program question result end "
-    "following above below between through during without within along across around",
+    ("the a an of to and in on at for with by from as into about over after before under up "
+     "down out off it its this that these those there here they them their he she his her we "
+     "our you your i me my not no yes do does did done have has had can could will would should "
+     "may might must shall get got make made use used using give gives given go goes went come "
+     "came know knows think look looks find found show shows tell say says said ask asks need "
+     "want like also only just very so too then than now new old good best better first last "
+     "long short high low big small few most some any every each all both other another such "
+     "own same way part place case fact point work world life hand year time day thing man "
+     "woman child people state number group problem system program question result end "
+     "following above below between through during without within along across around"),
 )
 
 ARITH_OPS = ("+", "-", "*", "/", "=", "×", "÷", "<", ">", "%", "$", "(", ")", ".", ",", ":")
@@ -204,7 +206,7 @@ def _choice_lines(rng: random.Random, n: int) -> list[str]:
     letters = "ABCDE"
     for _ in range(n):
         k = rng.randint(2, 5)
-        opts = rng.sample(range(0, 100), k)
+        opts = rng.sample(range(100), k)
         lines = "\n".join(f"({letters[i]}) {v}" for i, v in enumerate(opts))
         pick = letters[rng.randrange(k)]
         opt_line = " ".join(f"{letters[i]}. {v}" for i, v in enumerate(opts))

@@ -60,6 +60,10 @@ def _shapes_knobs(args: argparse.Namespace) -> dict:
         knobs["colors"] = tuple(args.colors.split(","))
     if args.shapes:
         knobs["shapes"] = tuple(args.shapes.split(","))
+    if args.max_objects is not None:
+        knobs["max_objects"] = args.max_objects
+    if args.min_objects is not None:
+        knobs["min_objects"] = args.min_objects
     if args.steps:
         knobs["steps"] = tuple(int(s) for s in args.steps.split(","))
     return knobs
@@ -99,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image-size", type=int, default=None, help="image side in pixels")
     s.add_argument("--colors", default=None, help="comma-separated colour names")
     s.add_argument("--shapes", default=None, help="comma-separated shape names")
+    s.add_argument("--min-objects", type=int, default=None)
+    s.add_argument("--max-objects", type=int, default=None)
     s.add_argument("--steps", default=None, help="allowed question step counts, e.g. 1,2")
     s.set_defaults(func=_cmd_data_shapes)
 

@@ -48,7 +48,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
-FILE_PATTERN = re.compile(r"^iter_(\d+)\.jsonl$")
+FILE_PATTERN = re.compile(r"^iter_(0|[1-9][0-9]*)\.jsonl$")
 FIELDS = ("iteration", "question_id", "sample_index", "prompt_style", "reply", "extracted",
           "correct")
 
@@ -165,10 +165,11 @@ def group_by_question(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
 @dataclass
 class _Scan:
     samples: list[Sample]
-    good_end: int  # byte offset just after the last valid record (its newline included if any)
-    needs_newline: bool  # the last valid record lacks its newline
+    keep: int  # bytes to keep: everything before a torn final line (the whole file if none)
+    needs_newline: bool  # the kept bytes do not end with a newline (a record lost only its "\n")
     size: int  # file size when scanned
-    torn: str | None  # description of an ignored torn tail
+    torn: str | None  # description of an ignored torn final line
+    stamp: tuple[int, int] = (0, 0)  # (size, mtime_ns) the scan is valid for
 
 
 class SamplePool:
@@ -184,6 +185,11 @@ class SamplePool:
         self.torn_lines: dict[str, str] = {}
         self._cache: dict[int, _Scan] = {}
         self._warned: set[tuple[str, int]] = set()
+
+    @property
+    def torn_count(self) -> int:
+        """How many pool files ended in a torn (ignored) line at their last read."""
+        return len(self.torn_lines)
 
     # ------------------------------------------------------------------ paths
     def path(self, iteration: int) -> Path:
@@ -204,13 +210,15 @@ class SamplePool:
     def _scan(self, iteration: int) -> _Scan:
         path = self.path(iteration)
         if not path.exists():
+            self._cache.pop(iteration, None)
             return _Scan([], 0, False, 0, None)
-        size = path.stat().st_size
+        stamp = _stamp(path)
         cached = self._cache.get(iteration)
-        if cached is not None and cached.size == size:
+        if cached is not None and cached.stamp == stamp:
             return cached
         data = path.read_bytes()
         scan = _parse(data, path, iteration)
+        scan.stamp = stamp
         if scan.torn is not None:
             self.torn_lines[str(path)] = scan.torn
             if (str(path), len(data)) not in self._warned:
@@ -294,23 +302,28 @@ class SamplePool:
         scan = self._scan(iteration)  # a fresh scan if the file changed since it was cached
         created = not path.exists()
         payload = "".join(s.to_json() + "\n" for s in batch).encode("utf-8")
+        if scan.needs_newline:
+            payload = b"\n" + payload
         with open(path, "ab") as fh:
-            if scan.good_end < scan.size:  # cut a torn tail off before appending
-                fh.truncate(scan.good_end)
-                log.warning("%s: removed a torn final line (%d bytes)", path,
-                            scan.size - scan.good_end)
-            if scan.needs_newline:
-                payload = b"\n" + payload
+            if scan.keep < scan.size:  # cut a torn final line off before appending
+                fh.truncate(scan.keep)
+                log.warning("%s: removed a torn final line (%d bytes) before appending", path,
+                            scan.size - scan.keep)
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         if created:
             _fsync_dir(self.directory)
         self.torn_lines.pop(str(path), None)
-        new_size = scan.good_end + len(payload)
+        new_size = scan.keep + len(payload)
         self._cache[iteration] = _Scan(scan.samples + list(batch), new_size, False, new_size,
-                                       None)
+                                       None, _stamp(path))
         return len(batch)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return (st.st_size, st.st_mtime_ns)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -331,31 +344,23 @@ def _parse(data: bytes, path: Path, iteration: int) -> _Scan:
     samples: list[Sample] = []
     seen: dict[tuple[str, int], int] = {}
     good_end = 0
-    needs_newline = False
     torn = None
     pos = 0
     lineno = 0
     while pos < len(data):
         nl = data.find(b"\n", pos)
         end = len(data) if nl == -1 else nl + 1
-        raw = data[pos:end]
+        body = data[pos:end].rstrip(b"\r\n")
         lineno += 1
         where = f"{path}:{lineno}"
-        is_last = data[end:].strip(b" \t\r\n\x00") == b""
-        body = raw.rstrip(b"\r\n")
-        if not body.strip(b" \t\x00"):
-            if is_last and body.strip(b" \t"):  # a tail of NUL bytes only
-                torn = f"line {lineno}: {len(raw)} NUL byte(s)"
-                break
+        if not body.strip(b" \t\r"):  # a blank line
             pos = end
-            if not body.strip(b" \t") and nl != -1:
-                good_end = end if good_end == pos - len(raw) else good_end
             continue
         try:
             row = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            if is_last:
-                torn = f"line {lineno}: {len(body)} bytes of incomplete JSON"
+            if not data[end:].strip(b" \t\r\n\x00"):  # the final line: a torn write
+                torn = f"line {lineno}: {len(body)} bytes that are not a whole JSON record"
                 break
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
             raise PoolError(f"{where}: malformed pool record ({reason})") from None
@@ -370,6 +375,8 @@ def _parse(data: bytes, path: Path, iteration: int) -> _Scan:
         seen[key] = lineno
         samples.append(sample)
         good_end = end
-        needs_newline = nl == -1
         pos = end
-    return _Scan(samples, good_end, needs_newline, len(data), torn)
+    if torn is not None:
+        return _Scan(samples, good_end, False, len(data), torn)
+    needs_newline = bool(data) and not data.endswith(b"\n")
+    return _Scan(samples, len(data), needs_newline, len(data), None)

@@ -81,12 +81,14 @@ QWEN_CHAT_TEMPLATE = (
     "{% else %}{% set ns.body = '' %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
     "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}{% set ns.body = ns.body + 'Picture ' + image_count.value | string + ': ' %}"
+    "{% if add_vision_id %}"
+    "{% set ns.body = ns.body + 'Picture ' + image_count.value | string + ': ' %}"
     "{% endif %}"
     "{% set ns.body = ns.body + '<|vision_start|><|image_pad|><|vision_end|>' %}"
     "{% elif content['type'] == 'video' or 'video' in content %}"
     "{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}{% set ns.body = ns.body + 'Video ' + video_count.value | string + ': ' %}"
+    "{% if add_vision_id %}"
+    "{% set ns.body = ns.body + 'Video ' + video_count.value | string + ': ' %}"
     "{% endif %}"
     "{% set ns.body = ns.body + '<|vision_start|><|video_pad|><|vision_end|>' %}"
     "{% elif 'text' in content %}{% set ns.body = ns.body + content['text'] %}"
@@ -277,42 +279,50 @@ def _build_config(arch: str, size: str, tokenizer):
         return config, n_image_tokens
 
     head_dim = dims.text_hidden // dims.text_heads
-    text = dict(
-        vocab_size=vocab, hidden_size=dims.text_hidden,
-        intermediate_size=dims.text_intermediate, num_hidden_layers=dims.text_layers,
-        num_attention_heads=dims.text_heads, num_key_value_heads=dims.text_kv_heads,
-        max_position_embeddings=32768, rms_norm_eps=1e-6, use_sliding_window=False,
-        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0,
-                         "mrope_section": _mrope_section(head_dim)},
-        bos_token_id=ids("<|endoftext|>"), eos_token_id=ids("<|im_end|>"),
-        pad_token_id=ids("<|endoftext|>"),
-    )
-    special = dict(
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-    )
+    text = {
+        "vocab_size": vocab,
+        "hidden_size": dims.text_hidden,
+        "intermediate_size": dims.text_intermediate,
+        "num_hidden_layers": dims.text_layers,
+        "num_attention_heads": dims.text_heads,
+        "num_key_value_heads": dims.text_kv_heads,
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-6,
+        "use_sliding_window": False,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0,
+                            "mrope_section": _mrope_section(head_dim)},
+        "bos_token_id": ids("<|endoftext|>"),
+        "eos_token_id": ids("<|im_end|>"),
+        "pad_token_id": ids("<|endoftext|>"),
+    }
+    special = {
+        "image_token_id": ids("<|image_pad|>"),
+        "video_token_id": ids("<|video_pad|>"),
+        "vision_start_token_id": ids("<|vision_start|>"),
+        "vision_end_token_id": ids("<|vision_end|>"),
+    }
+    vision = {
+        "depth": dims.vision_depth,
+        "num_heads": dims.vision_heads,
+        "patch_size": QWEN_PATCH,
+        "spatial_merge_size": QWEN_MERGE,
+        "temporal_patch_size": 2,
+    }
     if arch == "qwen2_vl":
-        from transformers import Qwen2VLConfig
+        from transformers import Qwen2VLConfig as config_cls
 
-        vision = dict(
-            depth=dims.vision_depth, embed_dim=dims.vision_hidden, hidden_size=dims.text_hidden,
-            num_heads=dims.vision_heads, mlp_ratio=dims.vision_intermediate // dims.vision_hidden,
-            patch_size=QWEN_PATCH, spatial_merge_size=QWEN_MERGE, temporal_patch_size=2,
-        )
-        config = Qwen2VLConfig(text_config=text, vision_config=vision,
-                               tie_word_embeddings=True, **special)
+        # Qwen2-VL: embed_dim is the tower's width, hidden_size the merger's output (= text hidden)
+        vision.update(embed_dim=dims.vision_hidden, hidden_size=dims.text_hidden,
+                      mlp_ratio=dims.vision_intermediate // dims.vision_hidden)
     else:
-        from transformers import Qwen2_5_VLConfig
+        from transformers import Qwen2_5_VLConfig as config_cls
 
-        vision = dict(
-            depth=dims.vision_depth, hidden_size=dims.vision_hidden,
-            out_hidden_size=dims.text_hidden, intermediate_size=dims.vision_intermediate,
-            num_heads=dims.vision_heads, patch_size=QWEN_PATCH, spatial_merge_size=QWEN_MERGE,
-            temporal_patch_size=2, window_size=IMAGE_SIZE,
-            fullatt_block_indexes=[dims.vision_depth - 1],
-        )
-        config = Qwen2_5_VLConfig(text_config=text, vision_config=vision,
-                                  tie_word_embeddings=True, **special)
+        # Qwen2.5-VL: hidden_size is the tower's width, out_hidden_size the merger's output;
+        # one window (112 px) covers the reference image; the last block attends globally
+        vision.update(hidden_size=dims.vision_hidden, out_hidden_size=dims.text_hidden,
+                      intermediate_size=dims.vision_intermediate, window_size=IMAGE_SIZE,
+                      fullatt_block_indexes=[dims.vision_depth - 1])
+    config = config_cls(text_config=text, vision_config=vision, tie_word_embeddings=True, **special)
     side = IMAGE_SIZE // QWEN_PATCH
     return config, side * side // (QWEN_MERGE * QWEN_MERGE)
 

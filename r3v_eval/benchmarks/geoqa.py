@@ -27,8 +27,9 @@ points ("angle C = 40°", "triangle A B C", "A B parallel C D", "∠A") are not 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from r3v_eval import answers
 from r3v_eval.answers import LETTERS
@@ -155,7 +156,7 @@ class GeoQA(ChoiceBenchmark):
         if letter is None:
             raise DataError(f"{where}: no usable gold answer ('label' or 'answer')")
         image = row.get("image")
-        if image is not None and not hasattr(image, "convert") and not isinstance(image, (str, Path)):
+        if image is not None and not (hasattr(image, "convert") or isinstance(image, (str, Path))):
             raise DataError(f"{where}: 'image' must be a PIL image, got {type(image).__name__}")
         meta: dict[str, Any] = {}
         if row.get(self.split_column) is not None:

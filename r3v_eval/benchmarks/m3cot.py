@@ -58,7 +58,7 @@ class M3CoT(ChoiceBenchmark):
         if context:
             question = f"Context: {context}\n{question}"
         image = row.get("image")
-        if image is not None and not hasattr(image, "convert") and not isinstance(image, (str, Path)):
+        if image is not None and not (hasattr(image, "convert") or isinstance(image, (str, Path))):
             raise DataError(f"{where}: 'image' must be a PIL image, got {type(image).__name__}")
         meta: dict[str, Any] = {}
         for key in ("rationale", "domain", "topic", "category", "image_id", "split"):

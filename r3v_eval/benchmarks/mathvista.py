@@ -100,7 +100,7 @@ def answer_kind(problem: Problem) -> tuple[str, int | None]:
         return "choice", None
     gold = (problem.answer or "").strip()
     kind = meta.get("answer_type")
-    if kind not in ANSWER_TYPES or kind == "text" and problem.choices is None and not meta:
+    if kind not in ANSWER_TYPES:
         kind = None
     if kind is None:  # no (usable) metadata: infer from the gold answer
         if gold.startswith("[") and list_elements(gold) is not None:

@@ -87,7 +87,6 @@ def _split_args(text: str, start: int) -> list[str] | None:
     current: list[str] = []
     closing: str | None = None  # the closing quote we are inside, if any
     seen_content = False  # whether the current argument has non-space content yet
-    was_quoted = False
     depth = 0
     i = start
     while i < len(text):
@@ -103,9 +102,10 @@ def _split_args(text: str, start: int) -> list[str] | None:
                 current.append(ch)
             i += 1
             continue
-        if ch in _QUOTES and not seen_content:
+        if ch in _QUOTES and (not seen_content
+                              or re.fullmatch(r"\s*[A-Za-z_]+\s*=\s*", "".join(current))):
             closing = _QUOTES[ch]
-            seen_content = was_quoted = True
+            seen_content = True
         elif ch == "(":
             depth += 1
             current.append(ch)
@@ -114,12 +114,10 @@ def _split_args(text: str, start: int) -> list[str] | None:
             depth -= 1
             current.append(ch)
         elif ch in ",)":
-            if was_quoted and "".join(current).strip() == "" and False:
-                pass
             args.append("".join(current))
             if ch == ")":
                 return args
-            current, seen_content, was_quoted = [], False, False
+            current, seen_content = [], False
         else:
             current.append(ch)
             if not ch.isspace():
@@ -146,11 +144,10 @@ def parse_action(text: str | None) -> Action | None:
     args: list[str] = []
     for arg, arg_name in zip(raw, expected):
         kw = re.match(r"\s*([A-Za-z_]+)\s*=\s*(.*)$", arg, re.DOTALL)
-        if kw and kw.group(1).lower() == arg_name:
+        if kw and kw.group(1).lower() in expected:
+            if kw.group(1).lower() != arg_name:
+                return None  # keyword arguments out of the fixed order
             arg = kw.group(2)
-            quote = arg.strip()[:1]
-            if quote in _QUOTES and arg.strip().endswith(_QUOTES[quote]) and len(arg.strip()) > 1:
-                arg = arg.strip()[1:-1]
         value = _normalize_arg(arg)
         if not value:
             return None

@@ -177,7 +177,8 @@ class MMMU(Benchmark):
                    if row.get(f"image_{k}") is not None}
         for k, img in present.items():
             if not hasattr(img, "convert"):
-                raise DataError(f"{where}: 'image_{k}' must be a PIL image, got {type(img).__name__}")
+                raise DataError(
+                    f"{where}: 'image_{k}' must be a PIL image, got {type(img).__name__}")
         if self.image_mode not in ("first", "merge"):
             raise ValueError(f"MMMU.image_mode must be 'first' or 'merge', not {self.image_mode!r}")
         wanted = [k for k in refs if k in present] or sorted(present)

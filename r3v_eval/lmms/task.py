@@ -1,0 +1,99 @@
+"""The lmms-eval task class behind every ``r3v_*`` task YAML.
+
+``R3VTask`` is a ``ConfigurableTask`` whose ``download()`` loads the problems through
+:func:`r3v_eval.benchmarks.get_benchmark` instead of ``datasets.load_dataset(dataset_path)``,
+so the task and the training code read the same data the same way:
+
+* by default from the benchmark's public Hugging Face data set (``shapes`` is generated in
+  memory, deterministically, and needs nothing);
+* from local files in the canonical schema when ``R3V_DATA_<NAME>`` is set (``<NAME>`` is the
+  benchmark's name in upper case: ``R3V_DATA_CHARTQA``, ``R3V_DATA_CLEVR_MATH``, ...), to a
+  folder holding ``<split>.jsonl`` or to one ``.jsonl`` file;
+* the split is the benchmark's test split (``test``; ``validation`` for MMMU, ``testmini``
+  for MathVista) unless ``R3V_SPLIT_<NAME>`` names another one.
+
+A task YAML names its benchmark under ``dataset_kwargs: {benchmark: NAME}`` (by default the
+task name without its ``r3v_`` prefix). The documents follow :mod:`r3v_eval.lmms.docs`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from loguru import logger
+
+from lmms_eval.api.task import ConfigurableTask
+from r3v_eval import prompts
+from r3v_eval.benchmarks.base import DataError
+from r3v_eval.lmms import docs as _docs
+
+DATA_ENV = "R3V_DATA_{}"
+SPLIT_ENV = "R3V_SPLIT_{}"
+
+
+def env_name(template: str, benchmark: str) -> str:
+    return template.format(benchmark.upper().replace("-", "_"))
+
+
+class R3VTask(ConfigurableTask):
+    """A ConfigurableTask that builds its documents from an r3v benchmark."""
+
+    def __init__(self, *args: Any, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if config is not None:
+            config = dict(config)
+            config.pop("class", None)  # lmms-eval leaves the YAML's `class:` in the config
+        super().__init__(*args, config=config, **kwargs)
+
+    def download(self, dataset_kwargs: dict[str, Any] | None = None) -> None:
+        import datasets
+
+        kw = dict(dataset_kwargs or {})
+        task = self.config.task or ""
+        name = kw.pop("benchmark", None) or (task[4:] if task.startswith("r3v_") else task)
+        if kw:
+            raise ValueError(f"task {task!r}: unknown dataset_kwargs {sorted(kw)}; "
+                             "an r3v task takes only `benchmark`")
+        bench = _docs.benchmark_of(name)
+        source = os.environ.get(env_name(DATA_ENV, bench.name)) or None
+        split = os.environ.get(env_name(SPLIT_ENV, bench.name)) or bench.test_split
+        where = f"local files {source}" if source else (
+            f"the hub ({bench.hub_id})" if bench.hub_id else "the built-in generator")
+        logger.info(f"[{task}] loading benchmark {bench.name!r} split {split!r} from {where}")
+        try:
+            problems = bench.load(split, source)
+        except DataError as exc:
+            raise DataError(f"task {task!r}: {exc} (set {env_name(DATA_ENV, bench.name)}=DIR to "
+                            "read local files in the canonical schema)") from exc
+        if not problems:
+            raise DataError(f"task {task!r}: benchmark {bench.name!r} split {split!r} is empty")
+        rows = [_docs.problem_to_doc(p) for p in problems]
+        ds = datasets.Dataset.from_list(rows, features=_docs.doc_features())
+        self.config.test_split = split
+        self.dataset = datasets.DatasetDict({split: ds})
+        self.dataset_no_image = datasets.DatasetDict({split: ds.remove_columns("image")})
+
+
+# ------------------------------------------- the functions the YAMLs point at
+def doc_to_visual(doc: dict[str, Any]) -> list:
+    image = doc.get("image")
+    if image is None:
+        return []
+    return [image.convert("RGB") if getattr(image, "mode", "RGB") != "RGB" else image]
+
+
+def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict | None = None) -> str:
+    """The paper's CoT prompt (Qwen-VL style) -- what models other than r3v_* are asked.
+
+    The r3v_* models ignore it and build the prompt in their own ``prompt_style``."""
+    style = (lmms_eval_specific_kwargs or {}).get("prompt_style", "qwen")
+    problem = _docs.doc_to_problem(doc)
+    return prompts.cot_prompt(_docs.benchmark_of(problem.benchmark), problem, style)
+
+
+def doc_to_target(doc: dict[str, Any]) -> str:
+    return doc["answer"]
+
+
+def process_results(doc: dict[str, Any], results: list) -> dict[str, float]:
+    return _docs.score_doc(doc, results)
