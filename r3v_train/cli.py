@@ -4,11 +4,14 @@
     r3v data shapes --out DIR ...              write the synthetic benchmark
     r3v tiny-model --arch qwen2_vl --out DIR   build a tiny random-weight VLM offline
     r3v demo                                   the embedded default (no network)
+    r3v eval --model r3v_select --tasks ...    lmms-eval with the r3v tasks included
+    r3v tasks-dir                              print the r3v task folder (for --include_path)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -83,6 +86,34 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out_dir=args.out, seed=args.seed, quick=args.quick)
 
 
+def _cmd_tasks_dir(args: argparse.Namespace) -> int:
+    from r3v_eval.lmms import tasks_dir
+
+    print(tasks_dir())
+    return 0
+
+
+def _cmd_eval(argv: list[str]) -> int:
+    from r3v_eval.lmms.run import run_lmms_eval
+
+    return run_lmms_eval(argv)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from r3v_train.config import ConfigError, load_recipe
+
+    try:
+        cfg = load_recipe(args.recipe, args.set)
+    except ConfigError as exc:
+        print(f"r3v train: bad recipe: {exc}", file=sys.stderr)
+        return 2
+    from r3v_train.loop import run
+
+    summary = run(cfg)
+    print(json.dumps(summary["final"], indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="r3v", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,15 +146,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_tiny_model)
 
+    p = sub.add_parser("train", help="run (or resume) a self-training recipe")
+    p.add_argument("--recipe", required=True, type=Path, help="recipe YAML (see recipes/)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value, e.g. --set run.iterations=2 (repeatable)")
+    p.set_defaults(func=_cmd_train)
+
     p = sub.add_parser("demo", help="the embedded default: self-improvement on shapes, no network")
     p.add_argument("--out", type=Path, default=Path("r3v_demo"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("tasks-dir", help="print the folder of the r3v_* lmms-eval task YAMLs")
+    p.set_defaults(func=_cmd_tasks_dir)
+    # `r3v eval ...` is dispatched in main() before parsing (its flags are lmms-eval's own);
+    # registered here only so that `r3v --help` lists it.
+    sub.add_parser("eval", add_help=False,
+                   help="run lmms-eval with the r3v tasks included (flags passed through)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "eval":
+        try:
+            return _cmd_eval(argv[1:])
+        except ValueError as exc:
+            print(f"r3v eval: error: {exc}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

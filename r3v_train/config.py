@@ -246,6 +246,9 @@ def config_from_dict(data: dict[str, Any]) -> R3VConfig:
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown section; known: {', '.join(sections)}")
+    for key in ("sft", "refine", "select", "prompt_style"):
+        if key in (data.get("reflect") or {}):
+            raise ConfigError(f"reflect.{key}: set by run.method / model.prompt_style, not here")
     built = {name: _build_section(cls, data.get(name), name) for name, cls in sections.items()}
     cfg = R3VConfig(**built)
     if not cfg.model.pretrained:
@@ -270,12 +273,40 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> R3VConfig:
-    path = Path(path)
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for section, values in over.items():
+        if isinstance(values, dict) and isinstance(out.get(section), dict):
+            out[section].update(values)
+        else:
+            out[section] = values
+    return out
+
+
+def read_recipe_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file as a dict, with its ``base:`` recipes (paths relative to it) merged in
+    first: a backbone file gives model + train, a benchmark recipe adds data and overrides."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: recipe includes itself through 'base'")
     if not path.is_file():
         raise ConfigError(f"recipe not found: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe must be a YAML mapping")
+    bases = data.pop("base", None) or []
+    if isinstance(bases, str):
+        bases = [bases]
+    merged: dict[str, Any] = {}
+    for b in bases:
+        merged = _merge(merged, read_recipe_dict(path.parent / b, _seen + (path,)))
+    return _merge(merged, data)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> R3VConfig:
+    """Load, merge (``base:``), override (``--set``) and validate a recipe."""
+    data = read_recipe_dict(path)
     return config_from_dict(apply_overrides(data, overrides or []))

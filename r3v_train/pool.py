@@ -42,9 +42,10 @@ import logging
 import os
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Sample:
     correct: bool
 
     def __post_init__(self) -> None:
-        problem = _validate(asdict(self))
+        problem = _validate(self.__dict__)
         if problem:
             raise PoolError(f"invalid sample: {problem}")
 
@@ -107,13 +108,13 @@ class Sample:
         return (self.iteration, self.sample_index)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: getattr(self, k) for k in FIELDS}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, row: Mapping[str, Any], where: str = "sample") -> "Sample":
+    def from_dict(cls, row: Mapping[str, Any], where: str = "sample") -> Sample:
         if not isinstance(row, Mapping):
             raise PoolError(f"{where}: a sample must be a JSON object, got {type(row).__name__}")
         missing = [k for k in FIELDS if k not in row]

@@ -56,9 +56,10 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from r3v_eval import prompts
 from r3v_eval.answers import letter_of
@@ -156,7 +157,7 @@ class ReflectConfig:
         prompts.check_style(self.prompt_style)
 
     @classmethod
-    def for_method(cls, method: str, **overrides: Any) -> "ReflectConfig":
+    def for_method(cls, method: str, **overrides: Any) -> ReflectConfig:
         """The config of a training method: ``r3v``, ``r3v_no_refine``, ``r3v_no_select`` or
         ``star`` (SFT on positives only), with any other field overridden."""
         if method not in METHOD_TASKS:
@@ -171,7 +172,7 @@ class ReflectConfig:
         return cls(**tasks, **overrides)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ReflectConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> ReflectConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -230,7 +231,7 @@ class Example:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, row: Mapping[str, Any]) -> "Example":
+    def from_dict(cls, row: Mapping[str, Any]) -> Example:
         return cls(**row)
 
 
@@ -274,7 +275,7 @@ class BuildResult:
         if len(ids) < MAX_REPORTED_IDS:
             ids.append(problem_id)
 
-    def extend(self, other: "BuildResult") -> "BuildResult":
+    def extend(self, other: BuildResult) -> BuildResult:
         self.examples.extend(other.examples)
         self.skipped.update(other.skipped)
         for reason, ids in other.skipped_ids.items():
@@ -385,7 +386,7 @@ def _ordered_groups(problems: Mapping[str, Problem], groups: Mapping[str, list[S
         if qid not in problems:
             result.skip("unknown_question", qid)
     for qid, problem in problems.items():
-        if qid in groups and groups[qid]:
+        if groups.get(qid):
             yield problem, groups[qid]
 
 

@@ -184,8 +184,8 @@ def test_relaxed_accuracy(bench, gold, reply, correct):
     ("14", "Answer:"),
     ("14", "Answer:\n\n"),
     ("14", "Solution:\n1. There are 12 red bars and 2 blue ones.\n2. Adding gives the total."),
-    ("Yes", "Looking at the chart, the line goes up from 2010 to 2015 and then it goes down "
-            "again until 2020 which means the trend is mixed overall"),
+    ("Yes", ("Looking at the chart, the line goes up from 2010 to 2015 and then it goes down "
+             "again until 2020 which means the trend is mixed overall")),
 ])
 def test_unparseable_replies_are_wrong_with_nothing_extracted(bench, gold, reply):
     score = bench.score(reply, prob(gold))

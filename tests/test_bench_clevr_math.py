@@ -182,8 +182,8 @@ def test_zero_is_an_answer(bench):
     "Answer: 3 cubes and 2 spheres",
     "Solution:\n1. There are 3 cubes and 2 spheres.\n2. Remove the cubes.",
     "Solution:\n1. I count 3 cubes in the picture.\n2. They are all removed.",
-    "First I look at every object in the scene and then I count the 3 cubes that "
-    "need to be removed from the total",
+    ("First I look at every object in the scene and then I count the 3 cubes that "
+     "need to be removed from the total"),
 ])
 def test_unparseable_replies_are_wrong(bench, reply):
     score = bench.score(reply, prob("3"))

@@ -274,8 +274,8 @@ def test_multiple_choice_with_numeric_options(bench):
 @pytest.mark.parametrize("reply", [
     "", "  ", "Answer:", "Answer: ",
     "Solution:\n1. The numbers are 76, 94 and 86.\n2. We add them up and divide.",
-    "Looking at the table I can see several values and I need to combine them carefully "
-    "before deciding on a final result for this question",
+    ("Looking at the table I can see several values and I need to combine them carefully "
+     "before deciding on a final result for this question"),
 ])
 def test_unparseable_replies_are_wrong(bench, problem, reply):
     score = bench.score(reply, problem)

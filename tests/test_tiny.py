@@ -305,6 +305,7 @@ def test_small_builds_with_sane_size(arch, tmp_path):
 
 
 # ------------------------------------------------------------------ a fresh offline process
+@pytest.mark.slow
 def test_reload_in_fresh_offline_process_without_network(tiny_dirs):
     script = textwrap.dedent(f"""
         import socket

@@ -93,7 +93,7 @@ class ClevrMath(IntegerBenchmark):
             try:
                 ds = datasets.load_dataset(self.hub_id, self.hub_config, split=hub_split,
                                            revision=PARQUET_REVISION)
-            except Exception as exc2:  # noqa: BLE001  (any failure: explain, don't crash deep)
+            except Exception as exc2:  # any failure here: explain it, don't crash deep inside
                 raise DataError(
                     f"clevr_math: {self.hub_id} is a loading script, which this version of "
                     f"'datasets' cannot run, and its Parquet export ({PARQUET_REVISION}) could "

@@ -1,0 +1,321 @@
+"""The R3V iteration driver, read top to bottom like the paper's algorithm:
+
+    warm-up (iteration 0): train on direct-answer QA pairs + teacher rationales
+    for t = 1 .. T:
+        sample   the train split N times with the checkpoint of iteration t-1   (pool.py)
+        split    each sample into positive / negative by the benchmark's answer check
+        build    SFT / refine / select examples from all samples so far       (reflect.py)
+        train    a fresh adapter on the base model (or continue)               (trainer.py)
+        evaluate greedy, majority@N, select@N, pass@N on the test split       (strategies.py)
+
+Every stage is resumable: a run killed anywhere and started again with the same command
+continues where it stopped. Samples are appended whole, chunk by chunk, to an append-only
+pool (finished samples are never redone); a training stage is finished only once its
+``DONE`` marker exists (TRL checkpoints are resumed otherwise); an evaluation is finished
+only once its metrics file exists (written atomically).
+
+Run directory layout::
+
+    config.yaml  versions.json  progress.log  metrics.json
+    pool/rank<r>/iter_<t>.jsonl              samples drawn by the checkpoint of iteration t
+    iter_<t>/examples.jsonl                  the training set of iteration t (for audit)
+    iter_<t>/model/                          adapter (or full model) + train_metrics.json
+    iter_<t>/eval.json  iter_<t>/eval_outcomes.jsonl
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from r3v_eval import strategies
+from r3v_eval.benchmarks import Benchmark, Problem, get_benchmark
+from r3v_eval.engines import load_engine
+from r3v_eval.engines.base import Sampling
+from r3v_train.config import ConfigError, R3VConfig
+from r3v_train.pool import Sample, SamplePool
+from r3v_train.reflect import (
+    BuildResult,
+    ReflectConfig,
+    build_dpo_pairs,
+    build_examples,
+    build_warmup,
+    combine,
+    load_teacher_rationales,
+    problems_by_id,
+)
+
+SELF_TRAINING_METHODS = {"r3v": "r3v", "r3v_no_refine": "r3v_no_refine",
+                         "r3v_no_select": "r3v_no_select", "star": "star", "star_dpo": "star"}
+
+
+# ------------------------------------------------------------------ helpers
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _dist() -> tuple[int, int]:
+    """(rank, world size) under ``accelerate launch`` / torchrun; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _barrier() -> None:
+    if _dist()[1] > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("r3v", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
+                "lmms-eval", "vllm"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+class RunDir:
+    """The run folder: resolved config, versions, progress log, per-iteration files."""
+
+    def __init__(self, cfg: R3VConfig) -> None:
+        self.cfg = cfg
+        self.path = Path(cfg.run.out_dir)
+        self.rank = _dist()[0]
+        self.path.mkdir(parents=True, exist_ok=True)
+        resolved = cfg.to_dict()
+        cfg_path = self.path / "config.yaml"
+        if cfg_path.exists():
+            saved = yaml.safe_load(cfg_path.read_text())
+            if saved != json.loads(json.dumps(resolved)):
+                diff = sorted(f"{s}.{k}" for s in resolved for k in resolved[s]
+                              if (saved or {}).get(s, {}).get(k) != json.loads(json.dumps(resolved[s][k])))
+                raise ConfigError(
+                    f"{self.path} holds a run with a different config (differs in: "
+                    f"{', '.join(diff) or 'sections'}); use another run.out_dir to start afresh")
+        elif self.rank == 0:
+            _atomic_write(cfg_path, yaml.safe_dump(resolved, sort_keys=False))
+            _atomic_write(self.path / "versions.json", json.dumps(versions(), indent=2))
+
+    def iter_dir(self, t: int) -> Path:
+        d = self.path / f"iter_{t}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def log(self, message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        print(f"[r3v] {message}", flush=True)
+        if self.rank == 0:
+            with (self.path / "progress.log").open("a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+
+
+# ------------------------------------------------------------------ stages
+def pool_of(run: RunDir, rank: int | None = None) -> SamplePool:
+    rank = run.rank if rank is None else rank
+    return SamplePool(run.path / "pool" / f"rank{rank}")
+
+
+def all_samples(run: RunDir, up_to_iteration: int) -> list[Sample]:
+    """Every rank's samples (the pool is sharded by process under accelerate launch)."""
+    out: list[Sample] = []
+    for d in sorted((run.path / "pool").glob("rank*")):
+        out.extend(SamplePool(d).samples(up_to_iteration=up_to_iteration))
+    return out
+
+
+def sample_stage(run: RunDir, bench: Benchmark, problems: Sequence[Problem], sampler_iter: int,
+                 engine_factory) -> dict[str, Any]:
+    """Sample every train question N times with the checkpoint of ``sampler_iter`` (the pool
+    labels them with that iteration). Finished samples are skipped; work is appended chunk by
+    chunk so a kill loses at most one chunk."""
+    cfg = run.cfg
+    rank, world = _dist()
+    mine = list(problems)[rank::world]
+    pool = pool_of(run)
+    n = cfg.sampling.n
+    done = pool.done_keys(sampler_iter)
+    todo = [p for p in mine if any((p.id, j) not in done for j in range(n))]
+    if todo:
+        run.log(f"iteration {sampler_iter + 1}: sampling {len(todo)} questions x {n} "
+                f"({len(mine) - len(todo)} already in the pool)")
+        engine = engine_factory()
+        style = cfg.model.prompt_style
+        chunk = cfg.sampling.chunk_size
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+            sampling = Sampling(n=n, temperature=cfg.sampling.temperature,
+                                top_p=cfg.sampling.top_p, top_k=cfg.sampling.top_k,
+                                max_new_tokens=cfg.sampling.max_new_tokens,
+                                seed=cfg.run.seed * 100_003 + sampler_iter * 10_007 + start)
+            replies = strategies.sample_candidates(engine, bench, part, sampling, style)
+            new = []
+            for p, cands in zip(part, replies):
+                for j, reply in enumerate(cands):
+                    if (p.id, j) in done:
+                        continue
+                    s = bench.score(reply, p)
+                    new.append(Sample(sampler_iter, p.id, j, style, reply, s.extracted, s.correct))
+            pool.append(new)
+            run.log(f"  sampled {min(start + chunk, len(todo))}/{len(todo)} questions")
+        del engine
+    _barrier()
+    stats = pool.stats(sampler_iter)
+    return stats
+
+
+def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem],
+                   engine_factory) -> dict[str, float]:
+    out = run.iter_dir(t) / "eval.json"
+    if out.exists():
+        return json.loads(out.read_text())["metrics"]
+    if run.rank != 0:
+        _barrier()
+        return json.loads(out.read_text())["metrics"]
+    cfg = run.cfg
+    run.log(f"iteration {t}: evaluating on {len(test)} test problems")
+    engine = engine_factory()
+    ev = strategies.evaluate(engine, bench, test, n=cfg.eval.n, style=cfg.model.prompt_style,
+                             with_select=cfg.eval.select, max_new_tokens=cfg.eval.max_new_tokens)
+    with (run.iter_dir(t) / "eval_outcomes.jsonl.tmp").open("w", encoding="utf-8") as fh:
+        for outs in ev.outcomes.values():
+            for o in outs:
+                fh.write(json.dumps(o.to_dict(), ensure_ascii=False) + "\n")
+    os.replace(run.iter_dir(t) / "eval_outcomes.jsonl.tmp", run.iter_dir(t) / "eval_outcomes.jsonl")
+    _atomic_write(out, json.dumps({"iteration": t, "n_test": len(test), "metrics": ev.metrics},
+                                  indent=2))
+    run.log(f"iteration {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in ev.metrics.items()))
+    _barrier()
+    return ev.metrics
+
+
+def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, Problem],
+                init_adapter: str | None) -> tuple[str, dict[str, Any]]:
+    from r3v_train.trainer import train_sft
+
+    cfg = run.cfg
+    d = run.iter_dir(t)
+    rows = examples.shuffled(cfg.run.seed + t)
+    if run.rank == 0 and not (d / "examples.jsonl").exists():
+        _atomic_write(d / "examples.jsonl",
+                      "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in rows))
+    run.log(f"iteration {t}: training on {len(rows)} examples ({examples.summary()})")
+    data = [{"prompt": e.prompt, "completion": e.completion, "image": e.load_image(problems)}
+            for e in rows]
+    result = train_sft(cfg.model.pretrained, data, d / "model", cfg.train,
+                       init_adapter=init_adapter)
+    return str(d / "model"), _train_summary(result)
+
+
+def dpo_stage(run: RunDir, t: int, pairs: BuildResult, problems: dict[str, Problem],
+              sft_adapter: str) -> tuple[str, dict[str, Any]]:
+    from r3v_train.trainer import train_dpo
+
+    cfg = run.cfg
+    d = run.iter_dir(t)
+    rows = pairs.shuffled(cfg.run.seed + t)
+    run.log(f"iteration {t}: DPO on {len(rows)} pairs")
+    data = [{"prompt": e.prompt, "chosen": e.completion, "rejected": e.rejected,
+             "image": e.load_image(problems)} for e in rows]
+    result = train_dpo(cfg.model.pretrained, data, d / "dpo_model", cfg.train,
+                       init_adapter=sft_adapter)
+    return str(d / "dpo_model"), _train_summary(result)
+
+
+def _train_summary(result: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(result):
+        return {k: v for k, v in dataclasses.asdict(result).items()
+                if isinstance(v, (int, float, str, bool, type(None)))}
+    return dict(result) if isinstance(result, dict) else {}
+
+
+# ------------------------------------------------------------------ driver
+def reflect_config(cfg: R3VConfig) -> ReflectConfig:
+    """The method decides which tasks are on; the recipe's reflect section sets the rest."""
+    method = SELF_TRAINING_METHODS.get(cfg.run.method, "star")
+    on = ReflectConfig.for_method(method).tasks
+    return dataclasses.replace(cfg.reflect, sft="sft" in on, refine="refine" in on,
+                               select="select" in on, prompt_style=cfg.model.prompt_style)
+
+
+def run(cfg: R3VConfig) -> dict[str, Any]:
+    """Run (or resume) a whole self-training run; returns the metrics summary."""
+    run_dir = RunDir(cfg)
+    method = cfg.run.method
+    bench = get_benchmark(cfg.data.benchmark)
+    train = bench.load(cfg.data.train_split or bench.train_split, cfg.data.source,
+                       cfg.data.train_limit)
+    test = bench.load(cfg.data.test_split or bench.test_split, cfg.data.source,
+                      cfg.data.test_limit)
+    problems = problems_by_id(train)
+    teacher = load_teacher_rationales(cfg.data.teacher_rationales) \
+        if cfg.data.teacher_rationales else {}
+    if method == "distill" and not teacher:
+        raise ConfigError("run.method=distill needs data.teacher_rationales")
+    run_dir.log(f"run {cfg.run.out_dir}: method {method}, {len(train)} train / {len(test)} test "
+                f"problems of {bench.name}, {cfg.run.iterations} iterations")
+
+    def engine_for(adapter: str | None):
+        def make():
+            return load_engine(cfg.sampling.backend, cfg.model.pretrained, adapter=adapter,
+                               dtype=cfg.model.dtype, device=cfg.model.device,
+                               max_pixels=cfg.model.max_pixels,
+                               batch_size=cfg.sampling.batch_size)
+        return make
+
+    history: list[dict[str, Any]] = []
+    warm = BuildResult()
+    adapter: str | None = None
+    if cfg.run.warmup or method == "distill":
+        warm = build_warmup(bench, problems, teacher, qa=cfg.data.warmup_qa and method != "distill",
+                            prompt_style=cfg.model.prompt_style)
+        if warm.skipped:
+            run_dir.log(f"warm-up data skipped: {dict(warm.skipped)}")
+        adapter, train_info = train_stage(run_dir, 0, warm, problems, None)
+        metrics = evaluate_stage(run_dir, 0, bench, test, engine_for(adapter))
+        history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
+                        "train": train_info})
+    iterations = 0 if method == "distill" else cfg.run.iterations
+    rcfg = reflect_config(cfg)
+    for t in range(1, iterations + 1):
+        pool_stats = sample_stage(run_dir, bench, train, t - 1, engine_for(adapter))
+        samples = all_samples(run_dir, up_to_iteration=t - 1)
+        built = build_examples(bench, problems, samples, rcfg)
+        data = combine(warm, built)
+        init = None if cfg.run.restart_from_base else adapter
+        new_adapter, train_info = train_stage(run_dir, t, data, problems, init)
+        if method == "star_dpo":
+            pairs = build_dpo_pairs(bench, problems, samples, rcfg)
+            new_adapter, dpo_info = dpo_stage(run_dir, t, pairs, problems, new_adapter)
+            train_info = {"sft": train_info, "dpo": dpo_info}
+        adapter = new_adapter
+        metrics = evaluate_stage(run_dir, t, bench, test, engine_for(adapter))
+        history.append({"iteration": t, "metrics": metrics, "pool": pool_stats,
+                        "examples": data.counts, "train": train_info})
+    summary = {"method": method, "benchmark": bench.name, "n_train": len(train),
+               "n_test": len(test), "final": history[-1]["metrics"] if history else {},
+               "history": history}
+    if run_dir.rank == 0:
+        _atomic_write(run_dir.path / "metrics.json", json.dumps(summary, indent=2))
+    run_dir.log(f"done: {json.dumps(summary['final'])}")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin
+    from r3v_train.cli import main as cli_main
+
+    return cli_main(["train", *(argv or sys.argv[1:])])

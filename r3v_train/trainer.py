@@ -1,0 +1,893 @@
+"""TRL glue: supervised fine-tuning (SFT) and DPO of a vision-language model, LoRA or full.
+
+The one public way to train in r3v::
+
+    result = train_sft(base_model_path, examples, out_dir, TrainSettings(...))
+    model, processor = load_for_sampling(base_model_path, result.out_dir)
+    engine = HFEngine(model=model, processor=processor)
+
+Input records are plain: ``prompt`` (the user-turn text), ``completion`` (the assistant text) and
+``image`` (a PIL image, a path to an image file, an object with ``load_image()``, or ``None``),
+as dicts or as objects with those attributes. :func:`train_dpo` takes ``prompt`` / ``chosen`` /
+``rejected`` / ``image`` records.
+
+Facts of TRL 1.16 / transformers 5.23 this module is built on (checked by tests/test_trainer.py):
+
+* **Format.** Records become TRL's *conversational prompt-completion* rows with an ``images``
+  column: ``prompt=[{"role": "user", "content": text}]``, ``completion=[{"role": "assistant",
+  "content": text}]``, ``images=[img]`` (or ``[]``). TRL inserts the image placeholder before the
+  text (as :func:`r3v_eval.engines.chat.user_message` does at sampling time, so train-time and
+  test-time prompts are the same token sequence). Prompt and completion are tokenized separately
+  and concatenated, so **only the completion tokens, end-of-turn included, carry loss**; the
+  system prompt, the user turn, the image tokens and the assistant header are ``-100``.
+  (The ``messages`` format would put the image tokens in the loss.) Rows with and rows without an
+  image may share a batch (Qwen2-VL and LLaVA processors accept that).
+* **No truncation.** TRL's ``max_length`` defaults to 1024 and cuts the *concatenated* sequence;
+  a cut through image tokens raises "Image features and image tokens do not match", and a cut
+  through the completion silently drops the answer. TRL gets ``max_length=None`` here;
+  :attr:`TrainSettings.max_length` is a *budget*: longer examples are dropped (and counted in
+  ``train_metrics.json``), never truncated. Image tokens are bounded by ``max_pixels`` (Qwen).
+* **No packing / padding-free** for vision data (TRL rejects both). Padding waste is kept low by
+  a length-grouped sampler instead (sequence lengths, image tokens included, are computed up
+  front), and the padding share actually seen is measured batch by batch.
+* **Vision frozen.** LoRA goes on the language model only, through a regex over module names
+  (:data:`LM_LORA_TARGETS`): bare names such as ``q_proj`` also hit CLIP's attention (LLaVA) and
+  ``gate_proj``/``up_proj``/``down_proj`` hit the Qwen2.5-VL vision MLP. In transformers 5 the
+  language model lives under ``model.language_model`` for Qwen2-VL, Qwen2.5-VL and LLaVA; the
+  vision tower under ``model.visual`` / ``model.vision_tower`` (+ ``model.multi_modal_projector``).
+  Full fine-tuning freezes the vision tower and the projector (``freeze_vision``).
+* **DPO with images works** in TRL 1.16 (``DataCollatorForVisionPreference``; the reference model
+  is the policy with its adapter disabled, or a frozen copy of the initial adapter when one is
+  given). ``precompute_ref_log_probs`` is not supported for vision data and is not used.
+* **CPU**: ``use_cpu=True`` and ``bf16=False``; models load in float32 on CPU.
+
+Runs are resumable: ``out_dir/DONE`` (written last, atomically, by the main process only) marks a
+finished run, which is then returned without training; otherwise the newest complete
+``out_dir/checkpoint-*`` is resumed. Launch under ``accelerate launch`` (see
+``recipes/accelerate/``) for several GPUs / DeepSpeed ZeRO-2: nothing here pins a device, and
+only the main process writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, Sequence
+
+# LoRA targets: the attention and MLP projections of the language model, never the vision tower.
+LM_LORA_TARGETS = (
+    r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+)
+# Substrings naming the vision encoder and the vision-to-language projector in HF VLMs.
+VISION_MODULE_KEYS = ("visual", "vision_tower", "vision_model", "multi_modal_projector",
+                      "mm_projector")
+
+DONE_FILE = "DONE"
+METRICS_FILE = "train_metrics.json"
+CONFIG_FILE = "train_config.json"
+
+_METHODS = ("lora", "full")
+_SCHEDULERS = ("constant_with_warmup", "constant", "linear", "cosine")
+_SAVE_STRATEGIES = ("steps", "epoch", "no")
+_DTYPES = ("auto", "float32", "bfloat16")
+
+
+def _f(default: Any, help: str, group: str, fingerprint: bool = True) -> Any:
+    """A settings field with its help text and group (TRL-style ``metadata``)."""
+    return field(default=default,
+                 metadata={"help": help, "group": group, "fingerprint": fingerprint})
+
+
+@dataclass
+class TrainSettings:
+    """How to train: one SFT or DPO run of a VLM (the ``train`` section of a recipe).
+
+    Defaults follow the official R3V code for Qwen-VL (LoRA r=64, alpha=16, dropout 0.05 on the
+    language model; lr 3e-5 constant with 10% warm-up; 3 epochs; global batch 64; bf16) and the
+    paper's STaR+DPO baseline (beta 0.1, lr 1e-5). LLaVA-1.5 in the official code: r=128,
+    alpha=256, warm-up 0.03.
+    """
+
+    # > Parameters that control the method
+    method: str = _f("lora", "lora: train a LoRA adapter on the language model; full: train all "
+                     "language-model weights (vision tower and projector stay frozen)", "method")
+    lora_r: int = _f(64, "LoRA rank", "method")
+    lora_alpha: int = _f(16, "LoRA alpha (scaling = alpha / r)", "method")
+    lora_dropout: float = _f(0.05, "dropout on the LoRA input", "method")
+    lora_target_modules: str = _f(
+        LM_LORA_TARGETS, "regex (full match) over module names selecting the Linear layers that "
+        "get LoRA; the default hits the language model only, never the vision tower", "method")
+    freeze_vision: bool = _f(True, "full fine-tuning: keep the vision tower and the "
+                             "vision-language projector frozen", "method")
+
+    # > Parameters that control the optimization
+    learning_rate: float = _f(3e-5, "peak learning rate of SFT (AdamW)", "optimization")
+    lr_scheduler: str = _f("constant_with_warmup",
+                           "constant_with_warmup | constant | linear | cosine", "optimization")
+    warmup_ratio: float = _f(0.1, "share of the training steps used for a linear warm-up "
+                             "(0.1 Qwen-VL, 0.03 LLaVA in the official code)", "optimization")
+    weight_decay: float = _f(0.0, "AdamW weight decay", "optimization")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm", "optimization")
+    epochs: float = _f(3.0, "passes over the training examples", "optimization")
+    max_steps: int = _f(-1, "stop after this many optimizer steps; -1 = train by epochs",
+                        "optimization")
+    per_device_batch_size: int = _f(8, "examples per device per forward pass", "optimization")
+    gradient_accumulation: int = _f(1, "micro-batches per optimizer step (ignored when "
+                                    "global_batch_size is set)", "optimization")
+    global_batch_size: int | None = _f(
+        None, "examples per optimizer step over all devices (the paper: 64); when set, gradient "
+        "accumulation = global / (per_device_batch_size x processes), which must divide evenly",
+        "optimization")
+    seed: int = _f(0, "seed of LoRA init, data order and dropout", "optimization")
+
+    # > Parameters that control DPO (the STaR+DPO baseline)
+    dpo_beta: float = _f(0.1, "DPO beta (strength of the reference-model KL)", "dpo")
+    dpo_learning_rate: float = _f(1e-5, "peak learning rate of DPO", "dpo")
+
+    # > Parameters that control the data
+    max_length: int | None = _f(
+        None, "token budget per example (image tokens included). Longer examples are DROPPED and "
+        "counted, never truncated: truncation can cut through image tokens (TRL then fails with "
+        "'Image features and image tokens do not match') or cut off the answer. None = no "
+        "limit; bound image tokens with max_pixels instead", "data")
+    max_pixels: int | None = _f(None, "Qwen2-VL family: cap on image pixels (bounds image "
+                                "tokens: one per 28x28 pixels)", "data")
+    min_pixels: int | None = _f(None, "Qwen2-VL family: floor on image pixels", "data")
+    group_by_length: bool = _f(True, "batch examples of similar length together (sorted within "
+                               "shuffled mega-batches) to keep the padding share low", "data")
+
+    # > Parameters that control precision and memory
+    bf16: bool | None = _f(None, "bf16 mixed precision; None = on when a CUDA GPU supports it",
+                           "precision")
+    model_dtype: str = _f(
+        "auto", "dtype the base model is loaded in: auto = float32 on CPU; bfloat16 on GPU for "
+        "LoRA and for DeepSpeed; float32 (master weights, bf16 autocast) for full fine-tuning "
+        "without DeepSpeed", "precision")
+    gradient_checkpointing: bool = _f(True, "recompute activations in the backward pass "
+                                      "(less memory, ~30% slower)", "precision")
+    attn_implementation: str | None = _f(None, "attention kernel, e.g. sdpa | flash_attention_2; "
+                                         "None = the transformers default", "precision")
+
+    # > Parameters that control logging and saving (not part of the run's fingerprint)
+    logging_steps: int = _f(10, "log loss every N optimizer steps", "logging", False)
+    save_strategy: str = _f("steps", "steps | epoch | no: when to write resumable checkpoints",
+                            "logging", False)
+    save_steps: int = _f(100, "checkpoint every N optimizer steps (save_strategy=steps)",
+                         "logging", False)
+    save_total_limit: int = _f(1, "checkpoints kept on disk while training", "logging", False)
+    keep_checkpoints: bool = _f(False, "keep checkpoint-* folders after a finished run",
+                                "logging", False)
+    report_to: str = _f("none", "none | tensorboard | wandb | ... (transformers report_to)",
+                        "logging", False)
+    dataloader_num_workers: int = _f(0, "data-loader worker processes", "logging", False)
+
+    def __post_init__(self) -> None:
+        def bad(key: str, why: str) -> ValueError:
+            return ValueError(f"{key}: {why}")
+
+        if self.method not in _METHODS:
+            raise bad("method", f"{self.method!r} is not one of {', '.join(_METHODS)}")
+        if self.lr_scheduler not in _SCHEDULERS:
+            raise bad("lr_scheduler", f"{self.lr_scheduler!r} is not one of {', '.join(_SCHEDULERS)}")
+        if self.save_strategy not in _SAVE_STRATEGIES:
+            raise bad("save_strategy",
+                      f"{self.save_strategy!r} is not one of {', '.join(_SAVE_STRATEGIES)}")
+        if self.model_dtype not in _DTYPES:
+            raise bad("model_dtype", f"{self.model_dtype!r} is not one of {', '.join(_DTYPES)}")
+        for key in ("lora_r", "lora_alpha", "per_device_batch_size", "gradient_accumulation",
+                    "logging_steps", "save_steps", "save_total_limit"):
+            if getattr(self, key) < 1:
+                raise bad(key, f"must be >= 1, got {getattr(self, key)}")
+        for key in ("learning_rate", "dpo_learning_rate", "dpo_beta"):
+            if not getattr(self, key) > 0:
+                raise bad(key, f"must be > 0, got {getattr(self, key)}")
+        if not 0 <= self.lora_dropout < 1:
+            raise bad("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise bad("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        if self.weight_decay < 0 or self.max_grad_norm <= 0:
+            raise bad("weight_decay" if self.weight_decay < 0 else "max_grad_norm",
+                      "must be positive")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise bad("max_steps", f"must be -1 (train by epochs) or >= 1, got {self.max_steps}")
+        if self.max_steps == -1 and not self.epochs > 0:
+            raise bad("epochs", f"must be > 0, got {self.epochs}")
+        for key in ("global_batch_size", "max_length", "max_pixels", "min_pixels"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise bad(key, f"must be >= 1 or null, got {v}")
+        if self.dataloader_num_workers < 0:
+            raise bad("dataloader_num_workers", "must be >= 0")
+        try:
+            re.compile(self.lora_target_modules)
+        except re.error as exc:
+            raise bad("lora_target_modules", f"not a valid regex ({exc})") from None
+
+    # ----------------------------------------------------------- derived values
+    def use_bf16(self) -> bool:
+        """bf16 mixed precision for this machine (``bf16=None``: on iff CUDA supports it)."""
+        import torch
+
+        cuda = torch.cuda.is_available()
+        if self.bf16 is None:
+            return bool(cuda and torch.cuda.is_bf16_supported())
+        if self.bf16 and not cuda:
+            raise ValueError("bf16: true needs a CUDA GPU; on CPU leave it null or set false")
+        return self.bf16
+
+    def accumulation_steps(self, world_size: int) -> int:
+        """Gradient accumulation for ``world_size`` processes."""
+        if self.global_batch_size is None:
+            return self.gradient_accumulation
+        per_step = self.per_device_batch_size * max(1, world_size)
+        if self.global_batch_size % per_step:
+            raise ValueError(
+                f"global_batch_size: {self.global_batch_size} is not a multiple of "
+                f"per_device_batch_size x processes = {self.per_device_batch_size} x "
+                f"{max(1, world_size)}")
+        return self.global_batch_size // per_step
+
+    def fingerprint_dict(self) -> dict[str, Any]:
+        """The settings that change what is trained (logging/saving fields left out)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.metadata.get("fingerprint", True)}
+
+
+@dataclass
+class TrainResult:
+    """What a finished run left in ``out_dir``."""
+
+    out_dir: Path
+    kind: str                 # "sft" | "dpo"
+    method: str               # "lora" | "full"
+    metrics: dict[str, Any]
+    reused: bool = False      # True: out_dir was already finished, nothing was trained
+
+    @property
+    def adapter_dir(self) -> Path | None:
+        """The LoRA adapter folder (``method == "lora"``), for ``HFEngine(adapter=...)``."""
+        return self.out_dir if self.method == "lora" else None
+
+    @property
+    def model_dir(self) -> Path | None:
+        """The full model folder (``method == "full"``), for ``HFEngine(pretrained=...)``."""
+        return self.out_dir if self.method == "full" else None
+
+
+# ====================================================================== records
+def _field(record: Any, name: str, index: int, required: bool = True) -> Any:
+    if isinstance(record, dict):
+        if name in record:
+            return record[name]
+    elif hasattr(record, name):
+        return getattr(record, name)
+    if required:
+        raise ValueError(f"example {index}: missing field {name!r} "
+                         f"(got {type(record).__name__})")
+    return None
+
+
+def _image_of(record: Any, index: int) -> Any:
+    """The record's image as a PIL RGB image, a checked file path (str), or None."""
+    from PIL import Image
+
+    image = _field(record, "image", index, required=False)
+    if image is None:
+        return None
+    if isinstance(image, Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise ValueError(f"example {index}: image file not found: {path}")
+        return str(path)
+    if hasattr(image, "load_image"):  # a Problem-like object
+        return _image_of({"image": image.load_image()}, index)
+    raise ValueError(f"example {index}: image must be a PIL image, a file path or None, "
+                     f"got {type(image).__name__}")
+
+
+def _normalize(records: Iterable[Any], text_fields: Sequence[str]) -> list[dict[str, Any]]:
+    rows = []
+    for i, record in enumerate(records):
+        row = {}
+        for name in text_fields:
+            text = _field(record, name, i)
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"example {i}: {name!r} must be a non-empty string, got {text!r}")
+            row[name] = text
+        row["image"] = _image_of(record, i)
+        rows.append(row)
+    if not rows:
+        raise ValueError("no training examples")
+    return rows
+
+
+def _conversation(row: dict[str, Any], text_fields: Sequence[str]) -> dict[str, Any]:
+    conv: dict[str, Any] = {"prompt": [{"role": "user", "content": row["prompt"]}]}
+    for name in text_fields[1:]:
+        conv[name] = [{"role": "assistant", "content": row[name]}]
+    return conv
+
+
+def _build_dataset(rows: list[dict[str, Any]], text_fields: Sequence[str]):
+    """TRL conversational prompt-completion (or preference) rows with an ``images`` column."""
+    from datasets import Dataset, Features, Value
+    from datasets import Image as ImageFeature
+
+    try:
+        from datasets import List as ListFeature
+    except ImportError:  # datasets < 4
+        from datasets import Sequence as ListFeature
+
+    turn = ListFeature({"role": Value("string"), "content": Value("string")})
+    features = Features({**{name: turn for name in text_fields},
+                         "images": ListFeature(ImageFeature())})
+    data = {name: [] for name in features}
+    for row in rows:
+        for key, value in _conversation(row, text_fields).items():
+            data[key].append(value)
+        data["images"].append([] if row["image"] is None else [row["image"]])
+    return Dataset.from_dict(data, features=features)
+
+
+# ====================================================================== lengths
+def _image_size(image: Any) -> tuple[int, int]:
+    """(height, width) without decoding the pixels."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image.height, image.width
+    with Image.open(image) as im:
+        return im.height, im.width
+
+
+def sequence_lengths(processor: Any, rows: list[dict[str, Any]],
+                     text_fields: Sequence[str] = ("prompt", "completion")) -> list[int]:
+    """Tokens each example occupies in a collated batch (image tokens included): prompt plus the
+    longest of its completions, rendered with TRL's own chat-template code."""
+    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
+
+    tok = processor.tokenizer
+    rendered: dict[str, list[str]] = {name: [] for name in text_fields}
+    for row in rows:
+        conv = _conversation(row, text_fields)
+        images = [] if row["image"] is None else ["<image>"]  # placeholders: only counted
+        example = {"prompt": prepare_multimodal_messages(conv["prompt"], images=images)}
+        for name in text_fields[1:]:
+            example[name] = prepare_multimodal_messages(conv[name])
+        for name, text in apply_chat_template(example, processor).items():
+            if name in rendered:
+                rendered[name].append(text)
+    counts = {name: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+              for name, texts in rendered.items()}
+    lengths = [counts["prompt"][i] + max(counts[n][i] for n in text_fields[1:])
+               for i in range(len(rows))]
+    with_image = [i for i, row in enumerate(rows) if row["image"] is not None]
+    if with_image:
+        for i, extra in zip(with_image, _image_token_counts(processor, rows, with_image)):
+            lengths[i] += extra - 1  # the placeholder token is expanded to `extra` tokens
+    return lengths
+
+
+def _image_token_counts(processor: Any, rows: list[dict[str, Any]], idx: list[int]) -> list[int]:
+    sizes = [_image_size(rows[i]["image"]) for i in idx]
+    try:
+        return list(processor._get_num_multimodal_tokens(image_sizes=sizes).num_image_tokens)
+    except (AttributeError, NotImplementedError, TypeError):
+        pass
+    # Processors without the size formula: run the processor on each image (exact, slower).
+    from PIL import Image
+
+    token = getattr(processor, "image_token", None) or "<image>"
+    token_id = processor.tokenizer.convert_tokens_to_ids(token)
+    out = []
+    for i in idx:
+        image = rows[i]["image"]
+        image = Image.open(image).convert("RGB") if isinstance(image, str) else image
+        ids = processor(text=[token], images=[image], return_tensors="pt")["input_ids"][0]
+        out.append(int((ids == token_id).sum()))
+    return out
+
+
+class LengthGroupedSampler:
+    """Indices such that consecutive ``batch_size`` slices hold examples of similar length.
+
+    Each epoch: shuffle (seeded by ``seed + epoch``, so every process and a resumed run see the
+    same order), cut into mega-batches of ``mega_batches x batch_size``, sort each by length,
+    cut into batches and shuffle the batches within the mega-batch. Unlike transformers'
+    sampler, small data sets still get grouped (its mega-batch shrinks to one batch), and long
+    batches are not all placed first.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0,
+                 mega_batches: int = 50) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = max(1, int(batch_size))
+        self.seed = int(seed)
+        self.mega = max(1, int(mega_batches)) * self.batch_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        import torch
+
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=g).tolist()
+        out: list[int] = []
+        for start in range(0, len(order), self.mega):
+            chunk = sorted(order[start:start + self.mega], key=lambda i: self.lengths[i])
+            batches = [chunk[j:j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+            for b in torch.randperm(len(batches), generator=g).tolist():
+                out.extend(batches[b])
+        return iter(out)
+
+
+# ====================================================================== trainers
+class _R3VTrainerMixin:
+    """Length-grouped sampling and batch accounting on top of a TRL trainer."""
+
+    def __init__(self, *args, r3v_lengths: list[int] | None = None, r3v_seed: int = 0,
+                 r3v_loss_key: str = "labels", **kwargs) -> None:
+        self._r3v_lengths = r3v_lengths
+        self._r3v_seed = r3v_seed
+        self._r3v_loss_key = r3v_loss_key
+        # real tokens, padded positions (all cells), loss tokens, micro-batches
+        self._r3v_counts = [0, 0, 0, 0]
+        super().__init__(*args, **kwargs)
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self._r3v_lengths is None:
+            return super()._get_train_sampler(train_dataset)
+        return LengthGroupedSampler(self._r3v_lengths, self.args.per_device_train_batch_size,
+                                    seed=self._r3v_seed)
+
+    def training_step(self, *args, **kwargs):
+        inputs = args[1] if len(args) > 1 else kwargs.get("inputs")
+        if inputs is not None and "attention_mask" in inputs:
+            mask = inputs["attention_mask"]
+            self._r3v_counts[0] += int(mask.sum())
+            self._r3v_counts[1] += int(mask.numel())
+            if self._r3v_loss_key == "labels" and "labels" in inputs:
+                self._r3v_counts[2] += int((inputs["labels"] != -100).sum())
+            elif self._r3v_loss_key in inputs:
+                self._r3v_counts[2] += int(inputs[self._r3v_loss_key].sum())
+            self._r3v_counts[3] += 1
+        return super().training_step(*args, **kwargs)
+
+    def r3v_counts(self) -> list[int]:
+        """The batch counts summed over all processes."""
+        import torch
+
+        t = torch.tensor(self._r3v_counts, dtype=torch.long, device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            t = self.accelerator.reduce(t, reduction="sum")
+        return [int(x) for x in t.tolist()]
+
+
+def _trainer_classes():
+    from trl import DPOTrainer, SFTTrainer
+
+    class R3VSFTTrainer(_R3VTrainerMixin, SFTTrainer):
+        pass
+
+    class R3VDPOTrainer(_R3VTrainerMixin, DPOTrainer):
+        pass
+
+    return R3VSFTTrainer, R3VDPOTrainer
+
+
+# ====================================================================== helpers
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    """The newest checkpoint-N folder that was written completely (has trainer_state.json)."""
+    if not out.is_dir():
+        return None
+    found = []
+    for p in out.iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and p.is_dir() and (p / "trainer_state.json").is_file():
+            found.append((int(m.group(1)), p))
+    return max(found)[1] if found else None
+
+
+def read_result(out_dir: str | Path) -> TrainResult | None:
+    """The result of a finished run in ``out_dir`` (its ``DONE`` marker exists), else None."""
+    out = Path(out_dir)
+    done = out / DONE_FILE
+    if not done.is_file():
+        return None
+    info = json.loads(done.read_text())
+    metrics_path = out / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return TrainResult(out_dir=out, kind=info["kind"], method=info["method"], metrics=metrics,
+                       reused=True)
+
+
+def _fingerprint(kind: str, base: str, init_adapter: str | None, settings: TrainSettings,
+                 rows: list[dict[str, Any]], text_fields: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"kind": kind, "base": str(base), "init_adapter": str(init_adapter),
+                         "settings": settings.fingerprint_dict()}, sort_keys=True).encode())
+    for row in rows:
+        for name in text_fields:
+            h.update(row[name].encode())
+            h.update(b"\0")
+        image = row["image"]
+        if image is None:
+            h.update(b"-")
+        elif isinstance(image, str):
+            h.update(image.encode())
+        else:
+            h.update(f"{image.size}{image.mode}".encode())
+        h.update(b"\1")
+    return h.hexdigest()
+
+
+def _is_vision_param(name: str) -> bool:
+    parts = name.split(".")
+    return any(key in parts for key in VISION_MODULE_KEYS)
+
+
+def _load_model(base: str, settings: TrainSettings, init_adapter: str | None, *, cuda: bool,
+                deepspeed: bool):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    if settings.model_dtype != "auto":
+        dtype = getattr(torch, settings.model_dtype)
+    elif not cuda:
+        dtype = torch.float32
+    elif settings.method == "lora" or deepspeed:
+        dtype = torch.bfloat16 if settings.use_bf16() else torch.float32
+    else:
+        dtype = torch.float32
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if settings.attn_implementation:
+        kwargs["attn_implementation"] = settings.attn_implementation
+    model = AutoModelForImageTextToText.from_pretrained(base, **kwargs)
+    if init_adapter is not None:
+        from peft import PeftModel
+
+        if settings.method == "lora":
+            # continue training this adapter (its own rank / targets)
+            model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+        else:
+            model = PeftModel.from_pretrained(model, str(init_adapter)).merge_and_unload()
+    if settings.method == "full" and settings.freeze_vision:
+        for name, param in model.named_parameters():
+            if _is_vision_param(name):
+                param.requires_grad_(False)
+    return model
+
+
+def _peft_config(settings: TrainSettings):
+    from peft import LoraConfig
+
+    return LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha,
+                      lora_dropout=settings.lora_dropout,
+                      target_modules=settings.lora_target_modules,
+                      bias="none", task_type="CAUSAL_LM")
+
+
+def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
+    import torch
+    from trl import DPOConfig, SFTConfig
+
+    cuda = torch.cuda.is_available()
+    common = dict(
+        output_dir=str(out),
+        per_device_train_batch_size=settings.per_device_batch_size,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=float(settings.warmup_ratio),  # a float in [0, 1) is a ratio in transformers 5
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=settings.use_bf16(),
+        fp16=False,
+        use_cpu=not cuda,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        logging_steps=settings.logging_steps,
+        save_strategy=settings.save_strategy,
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        report_to=[] if settings.report_to == "none" else [settings.report_to],
+        dataloader_num_workers=settings.dataloader_num_workers,
+        disable_tqdm=not progress,
+        max_length=None,  # never truncate: over-budget examples are dropped up front
+    )
+    if kind == "sft":
+        args = SFTConfig(learning_rate=settings.learning_rate, packing=False,
+                         padding_free=False, completion_only_loss=True, **common)
+    else:
+        args = DPOConfig(learning_rate=settings.dpo_learning_rate, beta=settings.dpo_beta,
+                         precompute_ref_log_probs=False, **common)
+    args.gradient_accumulation_steps = settings.accumulation_steps(args.world_size)
+    return args
+
+
+def _peak_memory() -> dict[str, float | None]:
+    import resource
+
+    import torch
+
+    gpu = None
+    if torch.cuda.is_available():
+        gpu = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    return {"peak_gpu_memory_gb": gpu, "peak_rss_gb": round(rss, 3)}
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("torch", "transformers", "trl", "peft", "accelerate", "datasets"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+# ====================================================================== runs
+_SFT_FIELDS = ("prompt", "completion")
+_DPO_FIELDS = ("prompt", "chosen", "rejected")
+
+
+def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettings | None, *,
+             init_adapter, processor_path, progress: bool, callbacks):
+    """Everything up to a ready trainer; returns (trainer, context dict)."""
+    import torch
+    from accelerate import PartialState
+
+    from r3v_eval.engines.hf import load_processor
+
+    settings = settings or TrainSettings()
+    fields = _SFT_FIELDS if kind == "sft" else _DPO_FIELDS
+    out = Path(out_dir)
+    base = str(base_model_path)
+    rows = _normalize(records, fields)
+
+    args = _trl_config(kind, settings, out, progress)
+    state = PartialState()
+    fp = _fingerprint(kind, base, init_adapter, settings, rows, fields)
+    checkpoint = _latest_checkpoint(out)
+    if checkpoint is not None and (out / CONFIG_FILE).is_file():
+        old = json.loads((out / CONFIG_FILE).read_text()).get("fingerprint")
+        if old != fp:
+            raise ValueError(
+                f"{out} holds checkpoints of a different run (other examples, base model or "
+                f"settings); use a fresh out_dir or delete {out}")
+    state.wait_for_everyone()
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        config = {"kind": kind, "base_model_path": base, "init_adapter": init_adapter and
+                  str(init_adapter), "processor_path": str(processor_path or base),
+                  "num_examples": len(rows), "fingerprint": fp,
+                  "settings": dataclasses.asdict(settings), "versions": _versions(),
+                  "world_size": args.world_size}
+        _write_atomic(out / CONFIG_FILE, json.dumps(config, indent=2, default=str) + "\n")
+
+    processor = load_processor(str(processor_path or base), settings.max_pixels,
+                               settings.min_pixels)
+    lengths = sequence_lengths(processor, rows, fields)
+    keep = [i for i, n in enumerate(lengths)
+            if settings.max_length is None or n <= settings.max_length]
+    if not keep:
+        raise ValueError(f"max_length: all {len(rows)} examples are longer than "
+                         f"{settings.max_length} tokens (shortest: {min(lengths)})")
+    dataset = _build_dataset([rows[i] for i in keep], fields)
+    lengths = [lengths[i] for i in keep]
+
+    model = _load_model(base, settings, init_adapter, cuda=torch.cuda.is_available(),
+                        deepspeed=args.deepspeed_plugin is not None)
+    peft_config = None
+    if settings.method == "lora" and init_adapter is None:
+        peft_config = _peft_config(settings)
+    sft_cls, dpo_cls = _trainer_classes()
+    cls = sft_cls if kind == "sft" else dpo_cls
+
+    trainer = cls(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                  peft_config=peft_config, callbacks=list(callbacks or []),
+                  r3v_lengths=lengths if settings.group_by_length else None,
+                  r3v_seed=settings.seed,
+                  r3v_loss_key="labels" if kind == "sft" else "completion_mask")
+    vision_trainable = [n for n, p in trainer.model.named_parameters()
+                        if p.requires_grad and _is_vision_param(n)]
+    if vision_trainable:
+        raise ValueError(
+            f"lora_target_modules / freeze_vision leave vision parameters trainable "
+            f"(e.g. {vision_trainable[0]}); R3V trains the language model only")
+    ctx = {"kind": kind, "settings": settings, "out": out, "state": state, "rows": len(rows),
+           "kept": len(keep), "lengths": lengths, "checkpoint": checkpoint, "fields": fields}
+    return trainer, ctx
+
+
+def _finish(trainer, ctx, output, runtime: float) -> TrainResult:
+    from accelerate import PartialState
+
+    out: Path = ctx["out"]
+    settings: TrainSettings = ctx["settings"]
+    state = PartialState()
+    trainer.save_model(str(out))  # adapter (LoRA) or full model, plus the processor
+    real, positions, loss_tokens, batches = trainer.r3v_counts()
+    model = trainer.model
+    n_params = sum(p.numel() for p in model.parameters())
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    last_log = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
+    metrics: dict[str, Any] = {
+        "kind": ctx["kind"],
+        "method": settings.method,
+        "train_loss": output.training_loss,
+        "last_logged_loss": last_log.get("loss"),
+        "global_step": trainer.state.global_step,
+        "epoch": trainer.state.epoch,
+        "num_examples": ctx["rows"],
+        "num_trained_examples": ctx["kept"],
+        "num_dropped_too_long": ctx["rows"] - ctx["kept"],
+        "max_example_tokens": max(ctx["lengths"]),
+        "mean_example_tokens": sum(ctx["lengths"]) / len(ctx["lengths"]),
+        "tokens_seen": real,
+        "loss_tokens": loss_tokens,
+        "padded_positions": positions,
+        "padding_share": (positions - real) / positions if positions else 0.0,
+        "micro_batches": batches,
+        "train_runtime_s": runtime,
+        "tokens_per_s": real / runtime if runtime > 0 else None,
+        "samples_per_s": output.metrics.get("train_samples_per_second"),
+        "world_size": trainer.args.world_size,
+        "per_device_batch_size": trainer.args.per_device_train_batch_size,
+        "gradient_accumulation": trainer.args.gradient_accumulation_steps,
+        "global_batch_size": (trainer.args.per_device_train_batch_size
+                              * trainer.args.gradient_accumulation_steps
+                              * trainer.args.world_size),
+        "bf16": bool(trainer.args.bf16),
+        "trainable_params": n_train,
+        "total_params": n_params,
+        "resumed_from": str(ctx["checkpoint"]) if ctx["checkpoint"] else None,
+        **_peak_memory(),
+        "log_history": trainer.state.log_history,
+    }
+    if state.is_main_process:
+        ref = out / "ref"  # DPO from an initial adapter: TRL's frozen reference copy
+        if ctx["kind"] == "dpo" and (ref / "adapter_config.json").is_file():
+            shutil.rmtree(ref)
+        if not settings.keep_checkpoints:
+            for p in out.glob("checkpoint-*"):
+                shutil.rmtree(p, ignore_errors=True)
+        _write_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2, default=str) + "\n")
+        _write_atomic(out / DONE_FILE, json.dumps({"kind": ctx["kind"],
+                                                   "method": settings.method}) + "\n")
+    state.wait_for_everyone()
+    return TrainResult(out_dir=out, kind=ctx["kind"], method=settings.method, metrics=metrics)
+
+
+def _run(kind: str, base_model_path, records, out_dir, settings, *, init_adapter,
+         processor_path, progress, callbacks) -> TrainResult:
+    import torch
+
+    done = read_result(out_dir)
+    if done is not None:
+        if done.kind != kind:
+            raise ValueError(f"{out_dir} holds a finished {done.kind} run, not {kind}; "
+                             "use another out_dir")
+        return done
+    trainer, ctx = _prepare(kind, base_model_path, records, out_dir, settings,
+                            init_adapter=init_adapter, processor_path=processor_path,
+                            progress=progress, callbacks=callbacks)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    checkpoint = ctx["checkpoint"]
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    return _finish(trainer, ctx, output, time.perf_counter() - start)
+
+
+def build_sft_trainer(base_model_path, examples, out_dir, settings: TrainSettings | None = None,
+                      *, init_adapter=None, processor_path=None, progress: bool = True,
+                      callbacks=None):
+    """The ready-to-train TRL ``SFTTrainer`` that :func:`train_sft` would run (for inspecting
+    the collated batches; train with :func:`train_sft`)."""
+    return _prepare("sft", base_model_path, examples, out_dir, settings,
+                    init_adapter=init_adapter, processor_path=processor_path,
+                    progress=progress, callbacks=callbacks)[0]
+
+
+def train_sft(base_model_path, examples, out_dir, settings: TrainSettings | None = None, *,
+              init_adapter=None, processor_path=None, progress: bool = True,
+              callbacks=None) -> TrainResult:
+    """Supervised fine-tuning on ``examples`` (records with ``prompt``, ``completion``, ``image``).
+
+    Loss on the completion tokens only (end-of-turn included). ``settings.method`` picks a new
+    LoRA adapter on the language model or full fine-tuning (vision frozen). ``init_adapter``
+    continues training an existing LoRA adapter (``method="lora"``) or is merged into the base
+    first (``method="full"``). ``processor_path`` defaults to ``base_model_path``. Writes to
+    ``out_dir`` the adapter (LoRA) or the model, the processor, ``train_config.json``,
+    ``train_metrics.json`` and, last, ``DONE``. A finished ``out_dir`` is returned as is
+    (``reused=True``); an interrupted one resumes from its newest checkpoint.
+    """
+    return _run("sft", base_model_path, examples, out_dir, settings, init_adapter=init_adapter,
+                processor_path=processor_path, progress=progress, callbacks=callbacks)
+
+
+def train_dpo(base_model_path, pairs, out_dir, settings: TrainSettings | None = None, *,
+              init_adapter=None, processor_path=None, progress: bool = True,
+              callbacks=None) -> TrainResult:
+    """DPO (TRL ``DPOTrainer``, sigmoid loss, ``settings.dpo_beta``, ``dpo_learning_rate``) on
+    records with ``prompt``, ``chosen``, ``rejected``, ``image``.
+
+    The reference model is the starting policy: the base model with adapters disabled, or, with
+    ``init_adapter`` (e.g. the STaR SFT adapter, continued here), a frozen copy of that adapter.
+    Same outputs, markers and resumption as :func:`train_sft`.
+    """
+    return _run("dpo", base_model_path, pairs, out_dir, settings, init_adapter=init_adapter,
+                processor_path=processor_path, progress=progress, callbacks=callbacks)
+
+
+# ====================================================================== sampling
+def load_for_sampling(base_model_path, adapter_dir=None, *, device: str = "auto",
+                      dtype: str = "auto", max_pixels: int | None = None,
+                      min_pixels: int | None = None):
+    """``(model, processor)`` ready for ``HFEngine(model=model, processor=processor)``.
+
+    ``adapter_dir`` may be a LoRA adapter folder (applied to ``base_model_path`` and merged), the
+    ``out_dir`` of a full fine-tuning run (loaded instead of the base), or None (the base model).
+    The processor comes from ``adapter_dir`` when it holds one (train_* saves it there), else
+    from the base; it pads on the left.
+    """
+    from transformers import AutoModelForImageTextToText
+
+    from r3v_eval.engines.hf import load_processor, resolve_device, resolve_dtype
+
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    base = str(base_model_path)
+    model_src, proc_src, adapter = base, base, None
+    if adapter_dir is not None:
+        adir = Path(adapter_dir)
+        if (adir / "adapter_config.json").is_file():
+            adapter = adir
+        elif (adir / "config.json").is_file():
+            model_src = str(adir)
+        else:
+            raise ValueError(f"{adir} holds neither a LoRA adapter (adapter_config.json) nor a "
+                             "model (config.json)")
+        if any((adir / f).is_file() for f in ("processor_config.json", "preprocessor_config.json",
+                                               "tokenizer_config.json")):
+            proc_src = str(adir)
+    processor = load_processor(proc_src, max_pixels, min_pixels)
+    model = AutoModelForImageTextToText.from_pretrained(model_src, dtype=torch_dtype)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return model.to(dev).eval(), processor
+
+
+__all__ = [
+    "LM_LORA_TARGETS", "TrainSettings", "TrainResult", "LengthGroupedSampler",
+    "build_sft_trainer", "train_sft", "train_dpo", "load_for_sampling", "read_result",
+    "sequence_lengths",
+]
