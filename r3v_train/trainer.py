@@ -607,7 +607,6 @@ def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
         bf16=settings.use_bf16(),
         fp16=False,
         use_cpu=not cuda,
-        gradient_checkpointing=settings.gradient_checkpointing,
         logging_steps=settings.logging_steps,
         save_strategy=settings.save_strategy,
         save_steps=settings.save_steps,
@@ -617,6 +616,11 @@ def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
         disable_tqdm=not progress,
         max_length=None,  # never truncate: over-budget examples are dropped up front
     )
+    # transformers >= 5.2x renamed gradient_checkpointing (a deprecated alias now)
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    ckpt_key = ("activation_checkpointing" if "activation_checkpointing" in names
+                else "gradient_checkpointing")
+    common[ckpt_key] = settings.gradient_checkpointing
     if kind == "sft":
         args = SFTConfig(learning_rate=settings.learning_rate, packing=False,
                          padding_free=False, completion_only_loss=True, **common)

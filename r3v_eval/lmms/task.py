@@ -62,9 +62,11 @@ class R3VTask(ConfigurableTask):
         logger.info(f"[{task}] loading benchmark {bench.name!r} split {split!r} from {where}")
         try:
             problems = bench.load(split, source)
-        except DataError as exc:
-            raise DataError(f"task {task!r}: {exc} (set {env_name(DATA_ENV, bench.name)}=DIR to "
-                            "read local files in the canonical schema)") from exc
+        except Exception as exc:  # hub unreachable, missing file, malformed row, unknown split
+            hint = "" if source else (f"; set {env_name(DATA_ENV, bench.name)}=DIR to read local "
+                                      "files in the canonical schema instead")
+            raise DataError(f"task {task!r}: cannot load benchmark {bench.name!r} split {split!r} "
+                            f"from {where}: {type(exc).__name__}: {exc}{hint}") from exc
         if not problems:
             raise DataError(f"task {task!r}: benchmark {bench.name!r} split {split!r} is empty")
         rows = [_docs.problem_to_doc(p) for p in problems]
