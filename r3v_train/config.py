@@ -30,7 +30,9 @@ class ConfigError(ValueError):
 class ModelConfig:
     """Parameters that control the model."""
 
-    pretrained: str = field(default="", metadata={"help": "hub id or local folder of the base VLM"})
+    pretrained: str = field(default="", metadata={
+        "help": "hub id or local folder of the base VLM; 'tiny:<arch>:<size>' builds a tiny "
+                "random-weight model offline into the run folder (e.g. tiny:qwen2_vl:small)"})
     prompt_style: str = field(default="qwen", metadata={"help": "qwen | llava | qwen2"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda[:i]"})
@@ -55,7 +57,10 @@ class DataConfig:
     train_limit: int | None = field(default=None, metadata={"help": "use the first N train problems"})
     test_limit: int | None = field(default=None, metadata={"help": "use the first N test problems"})
     teacher_rationales: str | None = field(default=None, metadata={
-        "help": "JSONL {id, rationale} used in the warm-up (iteration 0)"})
+        "help": "JSONL {id, rationale} used in the warm-up (iteration 0); 'builtin' = the "
+                "benchmark's own perfect rationales (synthetic shapes only)"})
+    teacher_limit: int | None = field(default=None, metadata={
+        "help": "use at most this many teacher rationales (the first train problems that have one)"})
     warmup_qa: bool = field(default=True, metadata={
         "help": "iteration 0 trains direct-answer QA pairs for the whole train split"})
 
@@ -65,7 +70,7 @@ class DataConfig:
         if self.benchmark not in benchmark_names():
             raise ConfigError(f"data.benchmark: unknown benchmark {self.benchmark!r}; "
                               f"known: {', '.join(benchmark_names())}")
-        for key in ("train_limit", "test_limit"):
+        for key in ("train_limit", "test_limit", "teacher_limit"):
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ConfigError(f"data.{key}: must be >= 1, got {v}")

@@ -252,9 +252,47 @@ def reflect_config(cfg: R3VConfig) -> ReflectConfig:
                                select="select" in on, prompt_style=cfg.model.prompt_style)
 
 
+def resolve_pretrained(run: RunDir) -> str:
+    """A hub id / folder as is; ``tiny:<arch>:<size>`` is built (once) into the run folder."""
+    spec = run.cfg.model.pretrained
+    if not spec.startswith("tiny:"):
+        return spec
+    parts = spec.split(":")
+    if len(parts) != 3:
+        raise ConfigError(f"model.pretrained: {spec!r} is not tiny:<arch>:<size>")
+    from r3v_train.tiny import build_tiny_model
+
+    target = run.path / "base_model"
+    if run.rank == 0 and not (target / "config.json").exists():
+        run.log(f"building {spec} -> {target}")
+        build_tiny_model(parts[1], target, size=parts[2], seed=run.cfg.run.seed)
+    _barrier()
+    return str(target)
+
+
+def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem]) -> dict[str, str]:
+    spec = cfg.data.teacher_rationales
+    if not spec:
+        return {}
+    if spec == "builtin":
+        teacher = {p.id: p.meta["rationale"] for p in train if p.meta.get("rationale")}
+        if not teacher:
+            raise ConfigError(f"data.teacher_rationales=builtin: benchmark {cfg.data.benchmark!r} "
+                              "has no built-in rationales")
+    else:
+        teacher = load_teacher_rationales(spec)
+    if cfg.data.teacher_limit is not None:
+        order = [p.id for p in train if p.id in teacher][: cfg.data.teacher_limit]
+        teacher = {pid: teacher[pid] for pid in order}
+    return teacher
+
+
 def run(cfg: R3VConfig) -> dict[str, Any]:
     """Run (or resume) a whole self-training run; returns the metrics summary."""
     run_dir = RunDir(cfg)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, pretrained=resolve_pretrained(run_dir)))
+    run_dir.cfg = cfg
     method = cfg.run.method
     bench = get_benchmark(cfg.data.benchmark)
     train = bench.load(cfg.data.train_split or bench.train_split, cfg.data.source,
@@ -262,8 +300,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
     test = bench.load(cfg.data.test_split or bench.test_split, cfg.data.source,
                       cfg.data.test_limit)
     problems = problems_by_id(train)
-    teacher = load_teacher_rationales(cfg.data.teacher_rationales) \
-        if cfg.data.teacher_rationales else {}
+    teacher = teacher_rationales(cfg, train)
     if method == "distill" and not teacher:
         raise ConfigError("run.method=distill needs data.teacher_rationales")
     run_dir.log(f"run {cfg.run.out_dir}: method {method}, {len(train)} train / {len(test)} test "

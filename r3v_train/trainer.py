@@ -536,7 +536,7 @@ def _fingerprint(kind: str, base: str, init_adapter: str | None, settings: Train
             h.update(b"-")
         elif isinstance(image, str):
             h.update(image.encode())
-        else:
+        else:  # in-memory pictures are identified by size only (hashing pixels costs too much)
             h.update(f"{image.size}{image.mode}".encode())
         h.update(b"\1")
     return h.hexdigest()
@@ -603,7 +603,6 @@ def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
         seed=settings.seed,
-        data_seed=settings.seed,
         bf16=settings.use_bf16(),
         fp16=False,
         use_cpu=not cuda,

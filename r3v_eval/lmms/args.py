@@ -13,8 +13,9 @@ This module imports nothing heavy, so the checks are cheap to test.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Callable
+from typing import Any
 
 from r3v_eval.engines import BACKENDS
 from r3v_eval.prompts import PROMPT_STYLES
@@ -75,7 +76,7 @@ def _none(value: Any) -> bool:
 
 def _as_int(value: Any, minimum: int) -> int:
     if isinstance(value, bool):
-        raise ValueError("expected an integer")
+        raise TypeError("expected an integer")
     if isinstance(value, float):
         if not value.is_integer():
             raise ValueError("expected an integer")
@@ -86,7 +87,7 @@ def _as_int(value: Any, minimum: int) -> int:
         except ValueError:
             raise ValueError("expected an integer") from None
     if not isinstance(value, int):
-        raise ValueError("expected an integer")
+        raise TypeError("expected an integer")
     if value < minimum:
         raise ValueError(f"must be >= {minimum}")
     return value
@@ -94,7 +95,7 @@ def _as_int(value: Any, minimum: int) -> int:
 
 def _as_float(value: Any) -> float:
     if isinstance(value, bool):
-        raise ValueError("expected a number")
+        raise TypeError("expected a number")
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -120,7 +121,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
 
 def _text(value: Any) -> str:
     if isinstance(value, bool):
-        raise ValueError("expected a string")
+        raise TypeError("expected a string")
     text = str(value).strip()
     if not text:
         raise ValueError("must not be empty")
@@ -202,7 +203,7 @@ def parse_model_args(model_name: str, raw: dict[str, Any]) -> ModelArgs:
             continue
         try:
             values[key] = _CONVERTERS[key](value)
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise ValueError(f"{model_name}: model_args {key}={value!r}: {exc}") from None
     if "pretrained" not in values:
         raise ValueError(f"{model_name}: model_args needs pretrained=<hub id or local folder>, "

@@ -31,7 +31,8 @@ Wrapper output (what ``generate_until`` returns per request):
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from r3v_eval import strategies
 from r3v_eval.benchmarks.base import Benchmark, Problem, get_benchmark

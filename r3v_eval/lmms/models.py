@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Any, Sequence
-
-from loguru import logger
+from collections.abc import Sequence
+from typing import Any
 
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
+from loguru import logger
+
 from r3v_eval import strategies
 from r3v_eval.benchmarks.base import Problem
 from r3v_eval.engines import Sampling, load_engine
@@ -84,8 +85,12 @@ class R3VModel(lmms):
     def generate_until(self, requests: list[Instance]) -> list[str]:
         if not requests:
             return []
+        if not getattr(self, "_announced", False):
+            self._announced = True
+            logger.info(f"{self.model_name}: {self.describe()} (the tasks' generation_kwargs and "
+                        "--gen_kwargs are not used by r3v models)")
         problems = [self._problem(req) for req in requests]
-        groups: "OrderedDict[str, list[int]]" = OrderedDict()
+        groups: OrderedDict[str, list[int]] = OrderedDict()
         for i, p in enumerate(problems):
             groups.setdefault(p.benchmark, []).append(i)
         outputs: list[str | None] = [None] * len(requests)
@@ -123,6 +128,17 @@ class R3VModel(lmms):
         a = self.args
         return Sampling(n=a.n, temperature=a.temperature, top_p=a.top_p, top_k=a.top_k,
                         max_new_tokens=a.max_new_tokens, seed=a.seed)
+
+    def describe(self) -> str:
+        a = self.args
+        if self.strategy == "greedy":
+            return f"greedy CoT, prompt_style={a.prompt_style}, max_new_tokens={a.max_new_tokens}"
+        text = (f"{self.strategy} over n={a.n} samples (temperature={a.temperature}, top_p={a.top_p}, "
+                f"top_k={a.top_k}, seed={a.seed}), prompt_style={a.prompt_style}, "
+                f"max_new_tokens={a.max_new_tokens}")
+        if self.strategy == "select":
+            text += f", select_max_new_tokens={a.select_max_new_tokens}"
+        return text
 
     def run_strategy(self, bench, problems: Sequence[Problem]) -> list[str]:
         raise NotImplementedError

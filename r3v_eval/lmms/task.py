@@ -21,9 +21,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from lmms_eval.api.task import ConfigurableTask
 from loguru import logger
 
-from lmms_eval.api.task import ConfigurableTask
 from r3v_eval import prompts
 from r3v_eval.benchmarks.base import DataError
 from r3v_eval.lmms import docs as _docs
@@ -50,7 +50,7 @@ class R3VTask(ConfigurableTask):
 
         kw = dict(dataset_kwargs or {})
         task = self.config.task or ""
-        name = kw.pop("benchmark", None) or (task[4:] if task.startswith("r3v_") else task)
+        name = kw.pop("benchmark", None) or (task.removeprefix("r3v_"))
         if kw:
             raise ValueError(f"task {task!r}: unknown dataset_kwargs {sorted(kw)}; "
                              "an r3v task takes only `benchmark`")

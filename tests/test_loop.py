@@ -1,0 +1,222 @@
+"""The self-training loop end to end on the tiny recipe (real TRL training on CPU).
+
+Sampling and evaluation go through a scripted engine that knows the gold answers, so every
+kind of reflection example appears (a random-weight model is never right); training, the
+pool, the example builders and the run files are the real ones. The kill-and-resume test
+below runs the real model through the real `r3v train` command."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from r3v_train import loop
+from r3v_train.config import ConfigError, load_recipe
+from r3v_train.pool import SamplePool
+
+RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "shapes.yaml"
+pytestmark = pytest.mark.slow
+
+
+class GoldAwareEngine:
+    """Replies right or wrong by a fixed pattern, with real-looking rationales."""
+
+    def __init__(self, problems):
+        self.gold = {p.id: p.answer for p in problems}
+
+    def generate(self, requests, sampling, progress=True):
+        out = []
+        for r in requests:
+            gold = self.gold[r.meta["id"]]
+            if "Model's prediction 1" in r.prompt:
+                out.append([gold])
+                continue
+            h = zlib.crc32(r.meta["id"].encode())
+            replies = []
+            for j in range(sampling.n):
+                right = (h + j) % 3 != 0 if not sampling.greedy else h % 2 == 0
+                ans = gold if right else str(int(gold) + 1)
+                replies.append(f"Solution:\n1. I count every object in the picture carefully, "
+                               f"sample {j}.\n2. Then I do the arithmetic.\n\nAnswer:\n{ans}")
+            out.append(replies)
+        return out
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    from r3v_eval.benchmarks import get_benchmark
+
+    engine = GoldAwareEngine(get_benchmark("shapes").load("train", limit=200)
+                             + get_benchmark("shapes").load("test", limit=200))
+    monkeypatch.setattr(loop, "load_engine", lambda *a, **k: engine)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def base_model(tiny_qwen):
+    return str(tiny_qwen)
+
+
+def _cfg(tmp_path, base_model, method, **extra):
+    sets = [f"model.pretrained={base_model}", f"run.out_dir={tmp_path / method}",
+            f"run.method={method}", "train.max_steps=1", "data.train_limit=12",
+            "data.test_limit=4"] + [f"{k}={v}" for k, v in extra.items()]
+    return load_recipe(RECIPE, sets)
+
+
+def _examples(run_dir, t):
+    return [json.loads(l) for l in (run_dir / f"iter_{t}" / "examples.jsonl").read_text().splitlines()]
+
+
+def test_r3v_builds_every_kind_and_writes_the_run_files(tmp_path, base_model, scripted):
+    cfg = _cfg(tmp_path, base_model, "r3v")
+    summary = loop.run(cfg)
+    run_dir = Path(cfg.run.out_dir)
+    for name in ("config.yaml", "versions.json", "progress.log", "metrics.json"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert [h["iteration"] for h in metrics["history"]] == [0, 1, 2]
+    assert set(metrics["final"]) == {"greedy", "majority@3", "select@3", "pass@3"}
+    assert metrics["final"] == summary["final"]
+    for t in (0, 1, 2):
+        model = run_dir / f"iter_{t}" / "model"
+        assert (model / "adapter_config.json").is_file() and (model / "DONE").exists()
+        assert json.loads((run_dir / f"iter_{t}" / "eval.json").read_text())["n_test"] == 4
+    # the pool: iteration t's checkpoint drew 3 samples per train question, labelled t
+    pool = SamplePool(run_dir / "pool" / "rank0")
+    assert pool.iterations() == [0, 1]
+    assert pool.stats(0)["n"] == 12 * 3 and 0 < pool.stats(0)["positives"] < 36
+    kinds = {e["kind"] for e in _examples(run_dir, 2)}
+    assert kinds == {"qa", "teacher", "sft", "refine", "select"}
+    ex2 = _examples(run_dir, 2)
+    for e in ex2:
+        if e["kind"] == "select":
+            assert e["prompt"].count("Model's prediction ") == 3
+            assert "\n" not in e["completion"] and any(e["meta"]["candidate_correct"])
+        if e["kind"] == "refine":
+            assert "Judge the correctness of the model's prediction and refine it." in e["prompt"]
+            assert e["completion"].endswith(e["completion"].split("Answer:\n")[-1])
+    # cumulative pool: iteration 2 sees samples of iterations 0 and 1
+    sources = {s[0] for e in ex2 if e["kind"] == "sft" for s in e["sources"]}
+    assert sources <= {0, 1} and 1 in sources
+    assert json.loads((run_dir / "iter_1" / "model" / "train_metrics.json").read_text())
+
+
+@pytest.mark.parametrize("method,kinds", [
+    ("star", {"qa", "teacher", "sft"}),
+    ("r3v_no_refine", {"qa", "teacher", "sft", "select"}),
+    ("r3v_no_select", {"qa", "teacher", "sft", "refine"}),
+])
+def test_baselines_and_ablations_train_only_their_kinds(tmp_path, base_model, scripted, method, kinds):
+    cfg = _cfg(tmp_path, base_model, method, **{"run.iterations": 1})
+    loop.run(cfg)
+    assert {e["kind"] for e in _examples(Path(cfg.run.out_dir), 1)} == kinds
+
+
+def test_distill_trains_teacher_rationales_only(tmp_path, base_model, scripted):
+    cfg = _cfg(tmp_path, base_model, "distill")
+    summary = loop.run(cfg)
+    run_dir = Path(cfg.run.out_dir)
+    assert {e["kind"] for e in _examples(run_dir, 0)} == {"teacher"}
+    assert [h["iteration"] for h in summary["history"]] == [0]
+    assert not (run_dir / "pool").exists()
+
+
+def test_star_dpo_trains_dpo_after_sft_or_says_why_not(tmp_path, base_model, scripted):
+    cfg = _cfg(tmp_path, base_model, "star_dpo", **{"run.iterations": 1})
+    try:
+        loop.run(cfg)
+    except NotImplementedError as exc:  # the trainer's documented limit, if any
+        pytest.skip(f"DPO not available for this model: {exc}")
+    run_dir = Path(cfg.run.out_dir)
+    assert (run_dir / "iter_1" / "dpo_model" / "DONE").exists()
+
+
+def test_a_second_run_with_another_config_in_the_same_folder_is_refused(tmp_path, base_model, scripted):
+    cfg = _cfg(tmp_path, base_model, "star", **{"run.iterations": 0})
+    loop.run(cfg)
+    other = _cfg(tmp_path, base_model, "star", **{"run.iterations": 0, "train.learning_rate": 0.5})
+    with pytest.raises(ConfigError, match="train.learning_rate"):
+        loop.run(other)
+
+
+def test_wrong_recipe_keys_fail_fast_naming_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="train.lora_rank: unknown key"):
+        load_recipe(RECIPE, ["train.lora_rank=8"])
+    with pytest.raises(ConfigError, match="run.method"):
+        load_recipe(RECIPE, ["run.method=magic"])
+    with pytest.raises(ConfigError, match="sampling.n: expected an integer"):
+        load_recipe(RECIPE, ["sampling.n=three"])
+    with pytest.raises(ConfigError, match="data.benchmark"):
+        load_recipe(RECIPE, ["data.benchmark=imagenet"])
+    res = subprocess.run([sys.executable, "-m", "r3v_train.cli", "train", "--recipe", str(RECIPE),
+                          "--set", "eval.nn=3"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "eval.nn: unknown key" in res.stderr
+
+
+def test_every_shipped_recipe_validates():
+    root = RECIPE.parents[1]
+    recipes = [p for p in root.glob("*/*.yaml") if p.parent.name not in ("backbones", "accelerate")]
+    assert len(recipes) >= 31
+    for path in recipes:
+        cfg = load_recipe(path)
+        assert cfg.model.pretrained
+
+
+def _wait_for(predicate, proc, timeout=240):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def test_kill_and_resume_loses_and_redoes_nothing(tmp_path):
+    """Kill a real `r3v train` mid-sampling and again mid-training; the same command finishes."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "r3v_train.cli", "train", "--recipe", str(RECIPE),
+           "--set", f"run.out_dir={out}", "--set", "run.iterations=1",
+           "--set", "sampling.chunk_size=4", "--set", "train.max_steps=12",
+           "--set", "data.test_limit=4"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    log = out / "progress.log"
+
+    # 1) kill during sampling, once at least one chunk is in the pool
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert _wait_for(lambda: log.exists() and "sampled 4/" in log.read_text(), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    pool = SamplePool(out / "pool" / "rank0")
+    before = {(s.question_id, s.sample_index): s.reply for s in pool.read_iteration(0)}
+    assert 0 < len(before) < 24 * 3
+
+    # 2) resume; kill during training of iteration 1, once a checkpoint exists
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt_dir = out / "iter_1" / "model"
+    assert _wait_for(lambda: ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*")), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (ckpt_dir / "DONE").exists()
+
+    # 3) resume to the end
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = log.read_text()
+    finished = {q for q, _ in before if all((q, j) in before for j in range(3))}
+    assert f"({len(finished)} already in the pool)" in text
+    after = {(s.question_id, s.sample_index): s.reply for s in SamplePool(out / "pool" / "rank0").read_iteration(0)}
+    assert len(after) == 24 * 3
+    assert all(after[k] == v for k, v in before.items()), "finished samples must not be redone"
+    assert (ckpt_dir / "DONE").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [h["iteration"] for h in metrics["history"]] == [0, 1]
+    assert metrics["history"][1]["train"]

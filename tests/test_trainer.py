@@ -1,0 +1,334 @@
+"""TRL glue on tiny offline VLMs: loss masking, LoRA targets, SFT / full / DPO runs, resumption,
+sampling from the result, length grouping, launcher configs."""
+
+import json
+import math
+import re
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from r3v_train import trainer as T
+from r3v_train.trainer import (
+    LM_LORA_TARGETS, LengthGroupedSampler, TrainSettings, build_sft_trainer, load_for_sampling,
+    read_result, sequence_lengths, train_dpo, train_sft,
+)
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+Rec = namedtuple("Rec", "prompt completion image")  # records may be objects, not only dicts
+
+
+def _fast(**kw) -> TrainSettings:
+    base = dict(per_device_batch_size=4, gradient_checkpointing=False, logging_steps=1,
+                lora_r=8, lora_alpha=16, save_strategy="no", max_steps=2)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def _examples(tmp_path: Path, n: int = 8) -> list:
+    on_disk = tmp_path / "pic.png"
+    Image.new("RGB", (140, 98), (20, 200, 30)).save(on_disk)
+    out = []
+    for i in range(n):
+        if i == 3:
+            image = None                        # text-only example mixed in
+        elif i == 5:
+            image = str(on_disk)                # image given as a path
+        else:
+            image = Image.new("RGB", (112 + 14 * i, 84), (200, 20 * i, 10))
+        prompt = f"How many red cubes are left in scene {i}?" + " Think." * i
+        completion = "Solution:\n1. Count the cubes" + " again" * (2 * i) + f".\n\nAnswer:\n{i}"
+        out.append(Rec(prompt, completion, image) if i % 2 else
+                   {"prompt": prompt, "completion": completion, "image": image})
+    return out
+
+
+def _field(rec, name):
+    return rec[name] if isinstance(rec, dict) else getattr(rec, name)
+
+
+# --------------------------------------------------------------------------- settings
+def test_settings_defaults_follow_the_paper_and_validate():
+    s = TrainSettings()
+    assert (s.method, s.lora_r, s.lora_alpha, s.lora_dropout) == ("lora", 64, 16, 0.05)
+    assert (s.learning_rate, s.lr_scheduler, s.warmup_ratio, s.epochs) == (
+        3e-5, "constant_with_warmup", 0.1, 3.0)
+    assert (s.dpo_beta, s.dpo_learning_rate, s.max_length, s.max_steps) == (0.1, 1e-5, None, -1)
+    for f in T.dataclasses.fields(TrainSettings):
+        assert f.metadata.get("help"), f"{f.name} has no help text"
+    assert TrainSettings(global_batch_size=64, per_device_batch_size=8).accumulation_steps(8) == 1
+    assert TrainSettings(global_batch_size=64, per_device_batch_size=8).accumulation_steps(1) == 8
+    with pytest.raises(ValueError, match="global_batch_size"):
+        TrainSettings(global_batch_size=64, per_device_batch_size=6).accumulation_steps(1)
+    for bad, key in [({"method": "qlora"}, "method"), ({"lora_r": 0}, "lora_r"),
+                     ({"warmup_ratio": 1.5}, "warmup_ratio"), ({"max_steps": 0}, "max_steps"),
+                     ({"lora_target_modules": "(("}, "lora_target_modules"),
+                     ({"lr_scheduler": "step"}, "lr_scheduler")]:
+        with pytest.raises(ValueError, match=key):
+            TrainSettings(**bad)
+
+
+# --------------------------------------------------------------------------- LoRA targets
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "llava"])
+def test_lora_regex_hits_the_language_model_only(arch, tmp_path, request):
+    from transformers import AutoModelForImageTextToText
+
+    if arch == "qwen2_vl":
+        path = request.getfixturevalue("tiny_qwen")
+    elif arch == "llava":
+        path = request.getfixturevalue("tiny_llava")
+    else:
+        from r3v_train.tiny import build_tiny_model
+        path = build_tiny_model(arch, tmp_path / arch)
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    names = [n for n, _ in model.named_modules()]
+    hit = [n for n in names if re.fullmatch(LM_LORA_TARGETS, n)]
+    layers = model.config.get_text_config().num_hidden_layers
+    assert len(hit) == 7 * layers
+    assert all(n.startswith("model.language_model.layers.") for n in hit)
+    assert not any(T._is_vision_param(n) for n in hit)
+    vision = [n for n in names if T._is_vision_param(n)]
+    assert vision, "the vision tower must be found by name"
+    # why a regex: bare projection names also exist in these vision towers
+    bare = re.compile(r".*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)")
+    if arch in ("llava", "qwen2_5_vl"):
+        assert any(bare.fullmatch(n) for n in vision)
+
+
+# --------------------------------------------------------------------------- masking
+@pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
+def test_only_completion_tokens_carry_loss(arch, tmp_path, request):
+    from r3v_eval.engines.chat import chat_text
+
+    path = request.getfixturevalue("tiny_qwen" if arch == "qwen2_vl" else "tiny_llava")
+    examples = _examples(tmp_path, 6)
+    # Qwen: a max_pixels cap below the processor's own changes the image token count
+    settings = _fast(max_pixels=56 * 56) if arch == "qwen2_vl" else _fast()
+    trainer = build_sft_trainer(path, examples, tmp_path / "out", settings, progress=False)
+    proc = trainer.processing_class
+    tok = proc.tokenizer
+    end_of_turn = "<|im_end|>" if arch == "qwen2_vl" else "</s>"
+    eot_id = tok.convert_tokens_to_ids(end_of_turn)
+    image_id = tok.convert_tokens_to_ids(proc.image_token)
+    rows = T._normalize(examples, ("prompt", "completion"))
+    lengths = sequence_lengths(proc, rows)
+
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(examples))])
+    assert batch["labels"].shape == batch["input_ids"].shape
+    assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()  # padding: no loss
+    for i, rec in enumerate(examples):
+        image = rows[i]["image"]
+        am = batch["attention_mask"][i].bool()
+        ids, labels = batch["input_ids"][i][am], batch["labels"][i][am]
+        assert len(ids) == lengths[i], "up-front lengths (used for bucketing) must be exact"
+        # the training prompt is exactly what the sampling engine sends
+        text = chat_text(proc, _field(rec, "prompt"), image is not None)
+        if image is not None:
+            img = Image.open(image).convert("RGB") if isinstance(image, str) else image
+            want = proc(text=[text], images=[img], add_special_tokens=False)["input_ids"][0]
+        else:
+            want = proc(text=[text], add_special_tokens=False)["input_ids"][0]
+        n = len(want)
+        assert ids[:n].tolist() == list(want)
+        assert (labels[:n] == -100).all(), "prompt and image tokens must not carry loss"
+        assert (labels[n:] != -100).all(), "every completion token carries loss"
+        assert (labels[n:] == ids[n:]).all()
+        n_image = int((ids[:n] == image_id).sum())
+        assert (n_image > 0) == (image is not None)
+        if image is not None:  # Qwen: <= 56*56 pixels -> at most 4 tokens (16 uncapped)
+            assert n_image <= 4 if arch == "qwen2_vl" else n_image == 16
+        assert eot_id in labels[n:].tolist(), "the end-of-turn token is trained"
+        trained = tok.decode(ids[n:])
+        assert _field(rec, "completion") in trained and end_of_turn in trained
+
+
+# --------------------------------------------------------------------------- SFT (LoRA)
+@pytest.fixture(scope="module")
+def lora_run(tiny_qwen, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("lora")
+    examples = _examples(tmp)
+    result = train_sft(tiny_qwen, examples, tmp / "out", _fast(), progress=False)
+    return result, examples
+
+
+def test_train_sft_lora_writes_adapter_and_metrics(lora_run):
+    from safetensors import safe_open
+
+    result, _ = lora_run
+    out = result.out_dir
+    assert not result.reused and result.kind == "sft" and result.adapter_dir == out
+    for name in ("adapter_model.safetensors", "adapter_config.json", "train_metrics.json",
+                 "train_config.json", "DONE", "tokenizer.json"):
+        assert (out / name).is_file(), name
+    assert not list(out.glob("checkpoint-*"))
+    with safe_open(str(out / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+        saved_params = sum(f.get_tensor(k).numel() for k in keys)
+    assert keys and all("lora_" in k and ".language_model." in k for k in keys)
+    assert not any(T._is_vision_param(k) for k in keys)
+    assert json.loads((out / "adapter_config.json").read_text())["target_modules"] == \
+        LM_LORA_TARGETS
+    m = json.loads((out / "train_metrics.json").read_text())
+    for key in ("train_loss", "global_step", "tokens_seen", "train_runtime_s", "tokens_per_s",
+                "padding_share", "peak_rss_gb", "peak_gpu_memory_gb", "loss_tokens",
+                "num_dropped_too_long", "trainable_params"):
+        assert key in m, key
+    assert math.isfinite(m["train_loss"]) and m["global_step"] == 2
+    assert m["micro_batches"] == 2 and m["tokens_seen"] > m["loss_tokens"] > 0
+    assert 0 <= m["padding_share"] < 0.5
+    assert m["padding_share"] == pytest.approx(1 - m["tokens_seen"] / m["padded_positions"])
+    assert m["trainable_params"] == saved_params  # LoRA weights only, all of them saved
+
+
+def test_finished_dir_is_returned_without_training(lora_run, monkeypatch):
+    result, examples = lora_run
+
+    def boom(*a, **k):
+        raise AssertionError("a finished run must not be prepared or trained again")
+
+    monkeypatch.setattr(T, "_prepare", boom)
+    again = train_sft("/nonexistent/base", examples, result.out_dir, _fast(), progress=False)
+    assert again.reused and again.metrics["global_step"] == result.metrics["global_step"]
+    assert read_result(result.out_dir).method == "lora"
+    with pytest.raises(ValueError, match="finished sft run"):
+        train_dpo("/nonexistent/base", [], result.out_dir, _fast())
+
+
+def test_load_for_sampling_merges_the_adapter_for_the_engine(lora_run, tiny_qwen):
+    from transformers import AutoModelForImageTextToText
+
+    from r3v_eval.engines.base import GenRequest, Sampling
+    from r3v_eval.engines.hf import HFEngine
+
+    result, _ = lora_run
+    model, processor = load_for_sampling(tiny_qwen, result.adapter_dir, device="cpu")
+    assert not hasattr(model, "peft_config"), "the adapter must be merged"
+    base = AutoModelForImageTextToText.from_pretrained(tiny_qwen)
+    name = "model.language_model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(dict(model.named_parameters())[name],
+                           dict(base.named_parameters())[name])
+    engine = HFEngine(model=model, processor=processor)
+    out = engine.generate([GenRequest("How many cubes?", Image.new("RGB", (112, 112), "red")),
+                           GenRequest("What is 2 + 3?")],
+                          Sampling(max_new_tokens=4), progress=False)
+    assert len(out) == 2 and all(len(r) == 1 and isinstance(r[0], str) for r in out)
+
+
+# --------------------------------------------------------------------------- resumption
+def test_interrupted_run_resumes_from_its_checkpoint(tiny_qwen, tmp_path):
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            raise RuntimeError("simulated crash after the first checkpoint")
+
+    examples = _examples(tmp_path)
+    out = tmp_path / "out"
+    s = _fast(save_strategy="steps", save_steps=1)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_sft(tiny_qwen, examples, out, s, progress=False, callbacks=[Crash()])
+    assert (out / "checkpoint-1").is_dir() and not (out / "DONE").exists()
+    with pytest.raises(ValueError, match="different run"):
+        train_sft(tiny_qwen, examples[:-1], out, s, progress=False)
+    result = train_sft(tiny_qwen, examples, out, s, progress=False)
+    m = result.metrics
+    assert m["resumed_from"].endswith("checkpoint-1")
+    assert m["global_step"] == 2 and m["micro_batches"] == 1  # only the missing step ran
+    assert (out / "DONE").is_file() and not list(out.glob("checkpoint-*"))
+
+
+# --------------------------------------------------------------------------- full FT
+def test_full_finetuning_leaves_the_vision_tower_unchanged(tiny_qwen, tmp_path):
+    from transformers import AutoModelForImageTextToText
+
+    result = train_sft(tiny_qwen, _examples(tmp_path), tmp_path / "full",
+                       _fast(method="full", max_steps=1, learning_rate=1e-3, warmup_ratio=0.0), progress=False)
+    assert result.model_dir == tmp_path / "full" and (result.model_dir / "config.json").is_file()
+    base = dict(AutoModelForImageTextToText.from_pretrained(tiny_qwen).named_parameters())
+    model, _ = load_for_sampling(tiny_qwen, result.model_dir, device="cpu")
+    tuned = dict(model.named_parameters())
+    vision = [n for n in base if T._is_vision_param(n)]
+    language = [n for n in base if ".language_model." in n]
+    assert vision and language
+    assert all(torch.equal(base[n], tuned[n]) for n in vision)
+    assert any(not torch.equal(base[n], tuned[n]) for n in language)
+    assert result.metrics["trainable_params"] == sum(base[n].numel() for n in base
+                                                     if not T._is_vision_param(n))
+
+
+# --------------------------------------------------------------------------- LLaVA
+def test_llava_lora_step_drops_over_budget_examples(tiny_llava, tmp_path):
+    from r3v_eval.engines.hf import load_processor
+
+    examples = _examples(tmp_path, 5)
+    lengths = sequence_lengths(load_processor(str(tiny_llava)),
+                               T._normalize(examples, ("prompt", "completion")))
+    budget = sorted(lengths)[-2]  # the longest example does not fit
+    with pytest.raises(ValueError, match="max_length"):
+        train_sft(tiny_llava, examples, tmp_path / "none", _fast(max_length=min(lengths) - 1))
+    result = train_sft(tiny_llava, examples, tmp_path / "out",
+                       _fast(max_steps=1, max_length=budget), progress=False)
+    m = result.metrics
+    assert math.isfinite(m["train_loss"]) and m["max_example_tokens"] <= budget
+    assert m["num_dropped_too_long"] == sum(n > budget for n in lengths) >= 1
+    assert (result.out_dir / "adapter_model.safetensors").is_file()
+
+
+# --------------------------------------------------------------------------- DPO
+def test_train_dpo_with_images_from_an_sft_adapter(lora_run, tiny_qwen, tmp_path):
+    sft, _ = lora_run
+    img = Image.new("RGB", (112, 112), "blue")
+    pairs = [{"prompt": f"How many blue balls? ({i})", "image": img if i != 1 else None,
+              "chosen": f"Solution:\n1. Count.\n\nAnswer:\n{i}",
+              "rejected": f"Solution:\n1. Guess wildly.\n\nAnswer:\n{i + 3}"} for i in range(4)]
+    result = train_dpo(tiny_qwen, pairs, tmp_path / "dpo", _fast(max_steps=1),
+                       init_adapter=str(sft.adapter_dir), progress=False)
+    m = result.metrics
+    assert result.kind == "dpo" and m["global_step"] == 1
+    assert m["train_loss"] == pytest.approx(math.log(2), abs=0.05)  # policy == reference at start
+    assert (result.out_dir / "adapter_model.safetensors").is_file()
+    assert not (result.out_dir / "ref").exists(), "TRL's reference copy is not part of the result"
+    model, _ = load_for_sampling(tiny_qwen, result.adapter_dir, device="cpu")
+    assert model is not None
+
+
+# --------------------------------------------------------------------------- grouping
+def test_length_grouped_sampler_keeps_padding_low():
+    g = torch.Generator().manual_seed(0)
+    lengths = (torch.randint(40, 900, (640,), generator=g)).tolist()
+    bs = 8
+
+    def share(order):
+        pad = total = 0
+        for i in range(0, len(order), bs):
+            b = [lengths[j] for j in order[i:i + bs]]
+            pad += max(b) * len(b) - sum(b)
+            total += max(b) * len(b)
+        return pad / total
+
+    sampler = LengthGroupedSampler(lengths, bs, seed=3)
+    first = list(sampler)
+    assert sorted(first) == list(range(len(lengths)))
+    assert list(sampler) == first, "same epoch, same order (resumable, same on every process)"
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    assert share(first) < 0.05 < 0.2 < share(torch.randperm(len(lengths), generator=g).tolist())
+
+
+# --------------------------------------------------------------------------- launch configs
+def test_accelerate_and_deepspeed_configs_load():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    single = load_config_from_file(str(ROOT / "recipes/accelerate/single_gpu.yaml"))
+    assert single.num_processes == 1 and single.mixed_precision == "bf16"
+    multi = load_config_from_file(str(ROOT / "recipes/accelerate/multi_gpu_zero2.yaml"))
+    assert multi.distributed_type == "DEEPSPEED" and multi.num_processes == 8
+    ds_file = ROOT / multi.deepspeed_config["deepspeed_config_file"]
+    ds = json.loads(ds_file.read_text())
+    assert ds["zero_optimization"]["stage"] == 2 and ds["bf16"]["enabled"] in ("auto", True)
+    assert "scheduler" not in ds, "the LR schedule (constant with warm-up) comes from TrainSettings"
