@@ -237,10 +237,11 @@ def dpo_stage(run: RunDir, t: int, pairs: BuildResult, problems: dict[str, Probl
 
 
 def _train_summary(result: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(result):
-        return {k: v for k, v in dataclasses.asdict(result).items()
-                if isinstance(v, (int, float, str, bool, type(None)))}
-    return dict(result) if isinstance(result, dict) else {}
+    """The scalar training figures of a :class:`~r3v_train.trainer.TrainResult`."""
+    metrics = getattr(result, "metrics", None) or {}
+    summary = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool, type(None)))}
+    summary["reused"] = bool(getattr(result, "reused", False))
+    return summary
 
 
 # ------------------------------------------------------------------ driver

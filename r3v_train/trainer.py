@@ -53,20 +53,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence
+from typing import Any
 
 # LoRA targets: the attention and MLP projections of the language model, never the vision tower.
 LM_LORA_TARGETS = (
     r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 )
-# Substrings naming the vision encoder and the vision-to-language projector in HF VLMs.
+# Module-name components of the vision encoder and the vision-to-language projector in HF VLMs.
 VISION_MODULE_KEYS = ("visual", "vision_tower", "vision_model", "multi_modal_projector",
                       "mm_projector")
 
@@ -593,28 +593,29 @@ def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
     from trl import DPOConfig, SFTConfig
 
     cuda = torch.cuda.is_available()
-    common = dict(
-        output_dir=str(out),
-        per_device_train_batch_size=settings.per_device_batch_size,
-        lr_scheduler_type=settings.lr_scheduler,
-        warmup_steps=float(settings.warmup_ratio),  # a float in [0, 1) is a ratio in transformers 5
-        weight_decay=settings.weight_decay,
-        max_grad_norm=settings.max_grad_norm,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        seed=settings.seed,
-        bf16=settings.use_bf16(),
-        fp16=False,
-        use_cpu=not cuda,
-        logging_steps=settings.logging_steps,
-        save_strategy=settings.save_strategy,
-        save_steps=settings.save_steps,
-        save_total_limit=settings.save_total_limit,
-        report_to=[] if settings.report_to == "none" else [settings.report_to],
-        dataloader_num_workers=settings.dataloader_num_workers,
-        disable_tqdm=not progress,
-        max_length=None,  # never truncate: over-budget examples are dropped up front
-    )
+    common: dict[str, Any] = {
+        "output_dir": str(out),
+        "per_device_train_batch_size": settings.per_device_batch_size,
+        "lr_scheduler_type": settings.lr_scheduler,
+        # a float in [0, 1) is a ratio of the total steps in transformers 5
+        "warmup_steps": float(settings.warmup_ratio),
+        "weight_decay": settings.weight_decay,
+        "max_grad_norm": settings.max_grad_norm,
+        "num_train_epochs": settings.epochs,
+        "max_steps": settings.max_steps,
+        "seed": settings.seed,
+        "bf16": settings.use_bf16(),
+        "fp16": False,
+        "use_cpu": not cuda,
+        "logging_steps": settings.logging_steps,
+        "save_strategy": settings.save_strategy,
+        "save_steps": settings.save_steps,
+        "save_total_limit": settings.save_total_limit,
+        "report_to": [] if settings.report_to == "none" else [settings.report_to],
+        "dataloader_num_workers": settings.dataloader_num_workers,
+        "disable_tqdm": not progress,
+        "max_length": None,  # never truncate: over-budget examples are dropped up front
+    }
     # transformers >= 5.2x renamed gradient_checkpointing (a deprecated alias now)
     names = {f.name for f in dataclasses.fields(SFTConfig)}
     ckpt_key = ("activation_checkpointing" if "activation_checkpointing" in names
@@ -890,7 +891,14 @@ def load_for_sampling(base_model_path, adapter_dir=None, *, device: str = "auto"
 
 
 __all__ = [
-    "LM_LORA_TARGETS", "TrainSettings", "TrainResult", "LengthGroupedSampler",
-    "build_sft_trainer", "train_sft", "train_dpo", "load_for_sampling", "read_result",
+    "LM_LORA_TARGETS",
+    "LengthGroupedSampler",
+    "TrainResult",
+    "TrainSettings",
+    "build_sft_trainer",
+    "load_for_sampling",
+    "read_result",
     "sequence_lengths",
+    "train_dpo",
+    "train_sft",
 ]

@@ -13,8 +13,15 @@ from PIL import Image
 
 from r3v_train import trainer as T
 from r3v_train.trainer import (
-    LM_LORA_TARGETS, LengthGroupedSampler, TrainSettings, build_sft_trainer, load_for_sampling,
-    read_result, sequence_lengths, train_dpo, train_sft,
+    LM_LORA_TARGETS,
+    LengthGroupedSampler,
+    TrainSettings,
+    build_sft_trainer,
+    load_for_sampling,
+    read_result,
+    sequence_lengths,
+    train_dpo,
+    train_sft,
 )
 
 pytestmark = pytest.mark.slow
@@ -24,8 +31,8 @@ Rec = namedtuple("Rec", "prompt completion image")  # records may be objects, no
 
 
 def _fast(**kw) -> TrainSettings:
-    base = dict(per_device_batch_size=4, gradient_checkpointing=False, logging_steps=1,
-                lora_r=8, lora_alpha=16, save_strategy="no", max_steps=2)
+    base = {"per_device_batch_size": 4, "gradient_checkpointing": False, "logging_steps": 1,
+            "lora_r": 8, "lora_alpha": 16, "save_strategy": "no", "max_steps": 2}
     base.update(kw)
     return TrainSettings(**base)
 
@@ -317,7 +324,8 @@ def test_length_grouped_sampler_keeps_padding_low():
     assert list(sampler) == first, "same epoch, same order (resumable, same on every process)"
     sampler.set_epoch(1)
     assert list(sampler) != first
-    assert share(first) < 0.05 < 0.2 < share(torch.randperm(len(lengths), generator=g).tolist())
+    grouped, shuffled = share(first), share(torch.randperm(len(lengths), generator=g).tolist())
+    assert grouped < 0.05 and shuffled > 0.2
 
 
 # --------------------------------------------------------------------------- launch configs
