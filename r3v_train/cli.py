@@ -6,6 +6,7 @@
     r3v demo                                   the embedded default (no network)
     r3v eval --model r3v_select --tasks ...    lmms-eval with the r3v tasks included
     r3v tasks-dir                              print the r3v task folder (for --include_path)
+    r3v leaderboard RUN_OR_RESULTS... [--out FILE.md]   comparison tables (+ CSV, PNG)
 """
 
 from __future__ import annotations
@@ -99,6 +100,18 @@ def _cmd_eval(argv: list[str]) -> int:
     return run_lmms_eval(argv)
 
 
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from r3v_eval.leaderboard import LeaderboardError, run_leaderboard
+
+    try:
+        run_leaderboard(args.paths, out=args.out, baseline=args.baseline,
+                        reference=args.reference, metric=args.metric)
+    except LeaderboardError as exc:
+        print(f"r3v leaderboard: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from r3v_train.config import ConfigError, load_recipe
 
@@ -157,6 +170,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("leaderboard", help="tables (Markdown, CSV, PNG) from lmms-eval results, "
+                                           "r3v runs and demo output")
+    p.add_argument("paths", nargs="+", metavar="RUN_OR_RESULTS",
+                   help="lmms-eval *_results.json files, r3v run folders (metrics.json), demo "
+                        "leaderboard.json, or folders holding them (searched recursively)")
+    p.add_argument("--out", type=Path, default=None, metavar="FILE.md",
+                   help="write Markdown here, plus FILE.csv and FILE.png (default: stdout only)")
+    p.add_argument("--baseline", default=None, metavar="NAME",
+                   help="row to compare against (exact label or a unique part of it): adds a "
+                        "table of deltas in percentage points")
+    p.add_argument("--reference", default="none", choices=["qwen-vl", "llava", "none"],
+                   help="add the paper's reported numbers (second-hand, from R3V.md)")
+    p.add_argument("--metric", default="accuracy", metavar="NAME",
+                   help="main table's metric: accuracy (each row's own answer; default), greedy, "
+                        "majority, select, pass, majority@3, ... or a raw lmms-eval metric name")
+    p.set_defaults(func=_cmd_leaderboard)
 
     p = sub.add_parser("tasks-dir", help="print the folder of the r3v_* lmms-eval task YAMLs")
     p.set_defaults(func=_cmd_tasks_dir)

@@ -20,9 +20,11 @@ Architectures (``arch``):
                 ``small``) and a tiny Llama text model; the LLaVA-1.5 conversation format
                 ``USER: <image>\\n{prompt} ASSISTANT: {answer}</s>``.
 
-Sizes: ``tiny`` is the smallest thing that works (text hidden 64, 2 layers; vision depth 2) for
-fast tests; ``small`` (text hidden 256, 4 layers, 4 heads; vision hidden 128, depth 4; ~5-7M
-parameters) is big enough to learn the synthetic shapes task from scratch on a few CPU cores.
+Sizes: ``tiny`` is the smallest thing that works (text hidden 64, 2 layers; vision width 32,
+depth 2; 0.3-0.5M parameters) for fast tests; ``small`` (text hidden 256, 4 layers, 4 heads;
+vision width 128, depth 4; 5.4-5.8M parameters) is meant to learn the synthetic shapes task from
+scratch on a few CPU cores. The tokenizer (the same for every size and seed) has ~2.65k entries:
+the BPE target ``VOCAB_SIZE`` is an upper bound the generated corpus does not reach.
 
 Facts of the installed transformers (5.23) that callers must respect:
 
@@ -54,7 +56,7 @@ from r3v_train._tokenizer_corpus import corpus_lines
 
 ARCHS = ("qwen2_vl", "qwen2_5_vl", "llava")
 SIZES = ("tiny", "small")
-VOCAB_SIZE = 4096
+VOCAB_SIZE = 4096  # BPE target (upper bound; the corpus yields ~2.65k)
 INFO_FILE = "r3v_tiny.json"
 
 # Qwen2's pre-tokenizer pattern: words with their leading space, every digit on its own.
