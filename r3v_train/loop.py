@@ -204,7 +204,9 @@ def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem
 
 
 def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, Problem],
-                init_adapter: str | None) -> tuple[str, dict[str, Any]]:
+                init: str | None) -> tuple[str, dict[str, Any]]:
+    """Train iteration ``t``; ``init`` continues from an earlier iteration's checkpoint (an
+    adapter for LoRA, a whole model folder for full fine-tuning), None starts from the base."""
     from r3v_train.trainer import train_sft
 
     cfg = run.cfg
@@ -216,13 +218,15 @@ def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, 
     run.log(f"iteration {t}: training on {len(rows)} examples ({examples.summary()})")
     data = [{"prompt": e.prompt, "completion": e.completion, "image": e.load_image(problems)}
             for e in rows]
-    result = train_sft(cfg.model.pretrained, data, d / "model", cfg.train,
-                       init_adapter=init_adapter)
+    if cfg.train.method == "full":
+        result = train_sft(init or cfg.model.pretrained, data, d / "model", cfg.train)
+    else:
+        result = train_sft(cfg.model.pretrained, data, d / "model", cfg.train, init_adapter=init)
     return str(d / "model"), _train_summary(result)
 
 
 def dpo_stage(run: RunDir, t: int, pairs: BuildResult, problems: dict[str, Problem],
-              sft_adapter: str) -> tuple[str, dict[str, Any]]:
+              sft_checkpoint: str) -> tuple[str, dict[str, Any]]:
     from r3v_train.trainer import train_dpo
 
     cfg = run.cfg
@@ -231,8 +235,11 @@ def dpo_stage(run: RunDir, t: int, pairs: BuildResult, problems: dict[str, Probl
     run.log(f"iteration {t}: DPO on {len(rows)} pairs")
     data = [{"prompt": e.prompt, "chosen": e.completion, "rejected": e.rejected,
              "image": e.load_image(problems)} for e in rows]
-    result = train_dpo(cfg.model.pretrained, data, d / "dpo_model", cfg.train,
-                       init_adapter=sft_adapter)
+    if cfg.train.method == "full":
+        result = train_dpo(sft_checkpoint, data, d / "dpo_model", cfg.train)
+    else:
+        result = train_dpo(cfg.model.pretrained, data, d / "dpo_model", cfg.train,
+                           init_adapter=sft_checkpoint)
     return str(d / "dpo_model"), _train_summary(result)
 
 
@@ -307,9 +314,15 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
     run_dir.log(f"run {cfg.run.out_dir}: method {method}, {len(train)} train / {len(test)} test "
                 f"problems of {bench.name}, {cfg.run.iterations} iterations")
 
-    def engine_for(adapter: str | None):
+    full = cfg.train.method == "full"
+
+    def engine_for(checkpoint: str | None):
+        # LoRA: the base model + the iteration's adapter; full fine-tuning: the saved model
+        model_path = checkpoint if (full and checkpoint) else cfg.model.pretrained
+        adapter = None if full else checkpoint
+
         def make():
-            return load_engine(cfg.sampling.backend, cfg.model.pretrained, adapter=adapter,
+            return load_engine(cfg.sampling.backend, model_path, adapter=adapter,
                                dtype=cfg.model.dtype, device=cfg.model.device,
                                max_pixels=cfg.model.max_pixels,
                                batch_size=cfg.sampling.batch_size)
@@ -317,31 +330,31 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
 
     history: list[dict[str, Any]] = []
     warm = BuildResult()
-    adapter: str | None = None
+    checkpoint: str | None = None
     if cfg.run.warmup or method == "distill":
         warm = build_warmup(bench, problems, teacher, qa=cfg.data.warmup_qa and method != "distill",
                             prompt_style=cfg.model.prompt_style)
         if warm.skipped:
             run_dir.log(f"warm-up data skipped: {dict(warm.skipped)}")
-        adapter, train_info = train_stage(run_dir, 0, warm, problems, None)
-        metrics = evaluate_stage(run_dir, 0, bench, test, engine_for(adapter))
+        checkpoint, train_info = train_stage(run_dir, 0, warm, problems, None)
+        metrics = evaluate_stage(run_dir, 0, bench, test, engine_for(checkpoint))
         history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
                         "train": train_info})
     iterations = 0 if method == "distill" else cfg.run.iterations
     rcfg = reflect_config(cfg)
     for t in range(1, iterations + 1):
-        pool_stats = sample_stage(run_dir, bench, train, t - 1, engine_for(adapter))
+        pool_stats = sample_stage(run_dir, bench, train, t - 1, engine_for(checkpoint))
         samples = all_samples(run_dir, up_to_iteration=t - 1)
         built = build_examples(bench, problems, samples, rcfg)
         data = combine(warm, built)
-        init = None if cfg.run.restart_from_base else adapter
-        new_adapter, train_info = train_stage(run_dir, t, data, problems, init)
+        init = None if cfg.run.restart_from_base else checkpoint
+        new_checkpoint, train_info = train_stage(run_dir, t, data, problems, init)
         if method == "star_dpo":
             pairs = build_dpo_pairs(bench, problems, samples, rcfg)
-            new_adapter, dpo_info = dpo_stage(run_dir, t, pairs, problems, new_adapter)
+            new_checkpoint, dpo_info = dpo_stage(run_dir, t, pairs, problems, new_checkpoint)
             train_info = {"sft": train_info, "dpo": dpo_info}
-        adapter = new_adapter
-        metrics = evaluate_stage(run_dir, t, bench, test, engine_for(adapter))
+        checkpoint = new_checkpoint
+        metrics = evaluate_stage(run_dir, t, bench, test, engine_for(checkpoint))
         history.append({"iteration": t, "metrics": metrics, "pool": pool_stats,
                         "examples": data.counts, "train": train_info})
     summary = {"method": method, "benchmark": bench.name, "n_train": len(train),

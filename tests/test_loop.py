@@ -120,6 +120,17 @@ def test_baselines_and_ablations_train_only_their_kinds(tmp_path, base_model, sc
     assert {e["kind"] for e in _examples(Path(cfg.run.out_dir), 2)} == kinds
 
 
+def test_full_fine_tuning_continuing_from_the_previous_iteration(tmp_path, base_model, scripted):
+    cfg = _cfg(tmp_path, base_model, "star", **{"train.method": "full", "run.iterations": 1,
+                                                "run.restart_from_base": "false"})
+    summary = loop.run(cfg)
+    run_dir = Path(cfg.run.out_dir)
+    for t in (0, 1):
+        model = run_dir / f"iter_{t}" / "model"
+        assert (model / "config.json").is_file() and not (model / "adapter_config.json").exists()
+    assert [h["iteration"] for h in summary["history"]] == [0, 1]
+
+
 def test_distill_trains_teacher_rationales_only(tmp_path, base_model, scripted):
     cfg = _cfg(tmp_path, base_model, "distill")
     summary = loop.run(cfg)
