@@ -720,7 +720,8 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
                   r3v_loss_key="labels" if kind == "sft" else "completion_mask")
     vision_trainable = [n for n, p in trainer.model.named_parameters()
                         if p.requires_grad and _is_vision_param(n)]
-    if vision_trainable:
+    # freeze_vision=False is an explicit request (pre-training a tiny model from scratch)
+    if vision_trainable and (settings.method == "lora" or settings.freeze_vision):
         raise ValueError(
             f"lora_target_modules / freeze_vision leave vision parameters trainable "
             f"(e.g. {vision_trainable[0]}); R3V trains the language model only")
