@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Iterable, TextIO
 
 from r3v_eval.benchmarks import Benchmark, DataError, Problem, Score
+from r3v_eval.benchmarks.base import parse_json_object
 
 
 @dataclass
@@ -24,12 +25,7 @@ class Reply:
 
 def parse_reply_line(line: str, lineno: int, bench: Benchmark) -> Reply:
     where = f"line {lineno}"
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    row = parse_json_object(line, where, "expected a JSON object", name_type=True)
     for key in ("response", "answer"):
         if key not in row:
             raise DataError(f"{where}: missing required key {key!r}")

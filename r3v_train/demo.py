@@ -47,22 +47,27 @@ class DemoConfig:
     """Sizes and knobs of the demo (``quick`` is the CI smoke version)."""
 
     model_size: str = "small"
-    grid_size: int = 4
-    colors: tuple[str, ...] = ("red", "green", "blue")
-    shapes: tuple[str, ...] = ("square", "circle", "triangle")
-    max_objects: int = 8
-    n_pretrain: int = 6000          # fresh one-step perception examples
+    grid_size: int = 3              # 3x3 cells of 28 px: one image token per cell
+    image_size: int = 84
+    colors: tuple[str, ...] = ("red", "blue")
+    shapes: tuple[str, ...] = ("square", "circle")
+    min_objects: int = 2
+    max_objects: int = 6
+    max_add: int = 2
+    n_pretrain: int = 4000          # fresh one-step perception examples
     n_train: int = 600              # the fixed labelled train split (answers only)
     n_test: int = 1000              # held-out test questions
     teacher_per_template: int = 6   # perfect rationales per one-/two-step template
     teacher_max_steps: int = 2      # no teacher rationale for three-step questions
+    teacher_repeats: int = 4        # the few rationales are repeated so the format is learned
     iterations: int = 2
     n: int = 3                      # samples per question (training and test time)
     plot_ns: tuple[int, ...] = (1, 3, 5)
     pretrain_lr: float = 1e-3
+    pretrain_epochs: float = 1.0
     lr: float = 5e-4
     batch_size: int = 32
-    warmup_epochs: float = 2.0
+    warmup_epochs: float = 3.0
     iteration_epochs: float = 1.0
     max_new_tokens: int = 80
     gen_batch_size: int = 32
@@ -94,9 +99,12 @@ class Demo:
         self.out, self.seed, self.cfg = out, seed, cfg
         out.mkdir(parents=True, exist_ok=True)
         self.t0 = time.time()
-        self.world = ShapesConfig(grid_size=cfg.grid_size, colors=cfg.colors, shapes=cfg.shapes,
-                                  max_objects=cfg.max_objects)
-        self.bench = ShapesBenchmark(config=self.world, seed=1000 + seed)
+        self.world = ShapesConfig(grid_size=cfg.grid_size, image_size=cfg.image_size,
+                                  colors=cfg.colors, shapes=cfg.shapes,
+                                  min_objects=cfg.min_objects, max_objects=cfg.max_objects,
+                                  max_add=cfg.max_add)
+        self.bench = ShapesBenchmark(config=self.world, seed=1000 + seed,
+                                     sizes={"train": cfg.n_train, "test": cfg.n_test})
         self.train = self.bench.load("train", limit=cfg.n_train)
         self.test = self.bench.load("test", limit=cfg.n_test)
         self.by_id = {p.id: p for p in self.train}
@@ -159,15 +167,16 @@ class Demo:
             self.log(f"building a random-weight {self.cfg.model_size} Qwen2-VL")
             build_tiny_model("qwen2_vl", init, size=self.cfg.model_size, seed=self.seed)
         world = dataclasses.replace(self.world, templates=ONE_STEP)
-        perception = ShapesBenchmark(config=world, seed=2000 + self.seed).load(
-            "val", limit=self.cfg.n_pretrain)
+        perception = ShapesBenchmark(config=world, seed=2000 + self.seed,
+                                     sizes={"val": self.cfg.n_pretrain}).load("val")
         rows = []
         for p in perception:
             steps, _ = rationale_steps(p.meta["objects"], [], p.meta["query"])
             rows.append({"prompt": p.question, "completion": steps[0], "image": p.load_image()})
         self.log(f"pre-training perception on {len(rows)} one-step questions (fresh pictures)")
         metrics = self.fit(str(init), rows, stage.path,
-                             self.settings(lr=self.cfg.pretrain_lr, freeze_vision=False))
+                             self.settings(lr=self.cfg.pretrain_lr, epochs=self.cfg.pretrain_epochs,
+                                           freeze_vision=False))
         self.log(f"  loss {metrics.get('train_loss', float('nan')):.3f}")
         return stage
 
@@ -184,7 +193,10 @@ class Demo:
             if k < self.cfg.teacher_per_template:
                 per_template[p.meta["template"]] = k + 1
                 teacher[p.id] = p.meta["rationale"]
-        return build_warmup(self.bench, self.by_id, teacher, qa=True)
+        warm = build_warmup(self.bench, self.by_id, teacher, qa=True)
+        extra = [e for e in warm.examples if e.kind == "teacher"] * (self.cfg.teacher_repeats - 1)
+        warm.examples.extend(extra)
+        return warm
 
     def warmup(self, base: Stage) -> Stage:
         stage = Stage(self.out / "warmup")

@@ -52,7 +52,6 @@ fetches the picture from a problems-by-id mapping when the trainer needs it.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
@@ -63,7 +62,7 @@ from typing import Any
 
 from r3v_eval import prompts
 from r3v_eval.answers import letter_of
-from r3v_eval.benchmarks.base import Benchmark, DataError, Problem
+from r3v_eval.benchmarks.base import Benchmark, DataError, Problem, iter_jsonl_objects
 from r3v_train.pool import Sample, SamplePool, group_by_question
 
 KINDS = ("qa", "teacher", "sft", "refine", "select", "dpo")
@@ -538,22 +537,8 @@ def load_teacher_rationales(path: str | Path) -> dict[str, str]:
         raise DataError(f"teacher rationale file not found: {path}")
     out: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    with path.open(encoding="utf-8") as fh:
-        try:
-            lines = list(fh)
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: a line must be a JSON object "
-                            '{"id": ..., "rationale": ...}')
+    rows = iter_jsonl_objects(path, 'a line must be a JSON object {"id": ..., "rationale": ...}')
+    for lineno, where, row in rows:
         for key in ("id", "rationale"):
             if key not in row:
                 raise DataError(f"{where}: missing required key {key!r}")

@@ -1,13 +1,13 @@
 """ChartQA: hub mapping (human split), local files, relaxed accuracy, prompts."""
 
-import json
-
 import pytest
 from PIL import Image
 
 from r3v_eval import prompts
 from r3v_eval.benchmarks import DataError, Problem, get_benchmark, write_local
 from r3v_eval.benchmarks.chartqa import ChartQA
+
+from helpers import write_jsonl
 
 
 @pytest.fixture
@@ -73,7 +73,8 @@ def test_hub_row_with_several_labels_keeps_them_in_meta(bench):
 
 @pytest.mark.parametrize("row, message", [
     ({"image": None, "query": "q?", "label": ["1"], "human_or_machine": 0}, "image"),
-    ({"image": "x", "query": "", "label": ["1"], "human_or_machine": 0}, "query"),
+    ({"image": "x", "query": "", "label": ["1"], "human_or_machine": 0},
+     "missing or empty 'query'"),
     ({"image": "x", "query": "q?", "label": [], "human_or_machine": 0}, "label"),
     ({"image": "x", "query": "q?", "human_or_machine": 0}, "label"),
 ])
@@ -97,9 +98,7 @@ def write_rows(folder, rows, split="test", images=("img/a.png",)):
     for rel in images:
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (4, 4), (0, 0, 255)).save(folder / rel)
-    path = folder / f"{split}.jsonl"
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return path
+    return write_jsonl(folder / f"{split}.jsonl", rows)
 
 
 def test_load_local_folder_and_file(bench, tmp_path):
@@ -128,6 +127,13 @@ def test_local_bad_rows_name_file_and_line(bench, tmp_path):
         bench.load("test", source=tmp_path)
     path = write_rows(tmp_path, [{"id": "c1", "question": "q?"}])
     with pytest.raises(DataError, match=rf"{path}:1: missing required key 'answer'"):
+        bench.load("test", source=tmp_path)
+
+
+def test_local_file_that_is_not_utf8_is_a_data_error(bench, tmp_path):
+    path = tmp_path / "test.jsonl"
+    path.write_bytes(b'{"id": "c1", "question": "q?", "answer": "1"}\n\xff\xfe\n')
+    with pytest.raises(DataError, match=rf"{path}: not UTF-8 text"):
         bench.load("test", source=tmp_path)
 
 

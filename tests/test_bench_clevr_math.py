@@ -11,6 +11,8 @@ from r3v_eval import prompts
 from r3v_eval.benchmarks import DataError, Problem, get_benchmark
 from r3v_eval.benchmarks.clevr_math import PAPER_TRAIN_SIZE, PARQUET_REVISION, ClevrMath
 
+from helpers import write_jsonl
+
 
 @pytest.fixture
 def bench():
@@ -64,7 +66,7 @@ def test_hub_label_zero_and_float_labels(bench):
     ({"label": None}, "label"),
     ({"label": "three"}, "not a number"),
     ({"label": 2.5}, "whole number"),
-    ({"question": ""}, "question"),
+    ({"question": ""}, "missing or empty 'question'"),
     ({"image": None}, "image"),
 ])
 def test_bad_hub_rows_are_clear_errors(bench, change, message):
@@ -130,6 +132,7 @@ def test_load_local_files(bench, tmp_path):
     rows = [{"id": "c1", "question": "Remove all cubes. How many objects are left?",
              "answer": "4", "image": "scenes/s1.png", "meta": {"template": "subtraction"}},
             {"id": "c2", "question": "How many?", "answer": "0", "image": "scenes/s1.png"}]
+    # no newline after the last row
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     problems = bench.load("train", source=tmp_path)
     assert [(p.id, p.answer) for p in problems] == [("c1", "4"), ("c2", "0")]
@@ -138,11 +141,10 @@ def test_load_local_files(bench, tmp_path):
 
 def test_local_missing_image_names_file_and_line(bench, tmp_path):
     path = tmp_path / "test.jsonl"
-    path.write_text(json.dumps({"id": "c1", "question": "q", "answer": "1",
-                                "image": "scenes/none.png"}) + "\n")
+    write_jsonl(path, [{"id": "c1", "question": "q", "answer": "1", "image": "scenes/none.png"}])
     with pytest.raises(DataError, match=rf"{path}:1: image file not found"):
         bench.load("test", source=tmp_path)
-    path.write_text("\n" + json.dumps({"id": "c1", "question": "q"}) + "\n")
+    write_jsonl(path, ["", {"id": "c1", "question": "q"}])
     with pytest.raises(DataError, match=rf"{path}:2: missing required key 'answer'"):
         bench.load("test", source=tmp_path)
 

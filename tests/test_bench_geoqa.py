@@ -1,7 +1,5 @@
 """GeoQA: hub mapping, local files, prompts and the multiple-choice answer rules."""
 
-import json
-
 import pytest
 from PIL import Image
 
@@ -14,6 +12,8 @@ from r3v_eval.benchmarks import (
     write_local,
 )
 from r3v_eval.benchmarks.geoqa import mask_point_names, normalize_split
+
+from helpers import write_jsonl
 
 CHOICES = ["30.0", "40.0", "45.0", "60.0"]
 
@@ -195,6 +195,12 @@ def test_bad_hub_rows_give_clear_errors(bench, over, message):
         bench.problem_from_hub(hub_row(**over), 5)
 
 
+def test_hub_row_without_id_is_named_by_its_index(bench):
+    assert bench.problem_from_hub(hub_row(id=None), 5).id == "5"
+    assert bench.problem_from_hub(hub_row(id=""), 5).id == "5"
+    assert bench.problem_from_hub(hub_row(), 5).id == "1000"
+
+
 def test_label_missing_falls_back_to_answer_letter(bench):
     p = bench.problem_from_hub(hub_row(label=None, answer="D"), 0)
     assert p.answer == "D"
@@ -206,10 +212,6 @@ def test_unknown_split_is_an_error(bench):
 
 
 # ---------------------------------------------------------------- local files
-def _write_rows(path, rows):
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-
-
 def test_local_round_trip_with_images(bench, tmp_path):
     problems = bench.problems_from_rows([hub_row(0, "test", 0), hub_row(1, "test", 3)])
     write_local(problems, tmp_path, "test")
@@ -222,7 +224,7 @@ def test_local_round_trip_with_images(bench, tmp_path):
 
 def test_local_canonical_schema(bench, tmp_path):
     Image.new("RGB", (8, 8), "red").save(tmp_path / "q1.png")
-    _write_rows(tmp_path / "test.jsonl", [
+    write_jsonl(tmp_path / "test.jsonl", [
         {"id": "q1", "question": "Calculation: angle C is ()", "answer": "B",
          "choices": CHOICES, "image": "q1.png"},
         {"id": "q2", "question": "Calculation: angle D is ()", "answer": "60.0",
@@ -236,14 +238,16 @@ def test_local_canonical_schema(bench, tmp_path):
 
 
 @pytest.mark.parametrize("row, message", [
-    ({"id": "x", "question": "q", "answer": "B"}, "choices"),
-    ({"id": "x", "question": "q", "answer": "F", "choices": CHOICES}, "neither"),
+    ({"id": "x", "question": "q", "answer": "B"},
+     r"test\.jsonl:1: GeoQA rows need 'choices' \(a list of at least 2 options\)"),
+    ({"id": "x", "question": "q", "answer": "F", "choices": CHOICES},
+     r"test\.jsonl:1: answer 'F' is neither an option letter \(A-D\) nor an option's text"),
     ({"id": "x", "question": "q", "answer": "B", "choices": CHOICES, "image": "nope.png"},
      "image file not found"),
     ({"id": "x", "answer": "B", "choices": CHOICES}, "question"),
 ])
 def test_bad_local_rows_give_clear_errors(bench, tmp_path, row, message):
-    _write_rows(tmp_path / "test.jsonl", [row])
+    write_jsonl(tmp_path / "test.jsonl", [row])
     with pytest.raises(DataError, match=message):
         bench.load(split="test", source=tmp_path)
 

@@ -1,12 +1,12 @@
 """M3CoT: hub mapping (context, rationale), local files, prompts and answer rules."""
 
-import json
-
 import pytest
 from PIL import Image
 
 from r3v_eval import prompts
 from r3v_eval.benchmarks import DataError, Problem, get_benchmark, write_local
+
+from helpers import write_jsonl
 
 ANIMALS = ["penguin", "eagle", "ostrich", "Vitamin C"]
 
@@ -164,11 +164,15 @@ def test_local_round_trip_keeps_rationale(bench, tmp_path):
 
 
 def test_bad_local_rows(bench, tmp_path):
-    (tmp_path / "test.jsonl").write_text(
-        json.dumps({"id": "1", "question": "q", "answer": "Z", "choices": ["a", "b"]}) + "\n")
-    with pytest.raises(DataError, match="test.jsonl:1"):
+    path = tmp_path / "test.jsonl"
+    write_jsonl(path, [{"id": "1", "question": "q", "answer": "Z", "choices": ["a", "b"]}])
+    with pytest.raises(DataError, match=r"test\.jsonl:1: answer 'Z' is neither an option letter "
+                                         r"\(A-B\) nor an option's text"):
         bench.load(split="test", source=tmp_path)
-    (tmp_path / "test.jsonl").write_text("{not json}\n")
+    write_jsonl(path, [{"id": "1", "question": "q", "answer": "A", "choices": ["a"]}])
+    with pytest.raises(DataError, match=r"test\.jsonl:1: M3CoT rows need 'choices'"):
+        bench.load(split="test", source=tmp_path)
+    write_jsonl(path, ["{not json}"])
     with pytest.raises(DataError, match="not valid JSON"):
         bench.load(split="test", source=tmp_path)
     with pytest.raises(DataError, match="not found"):

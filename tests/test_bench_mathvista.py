@@ -11,6 +11,8 @@ from r3v_eval.benchmarks import DataError, Problem, get_benchmark, write_local
 from r3v_eval.benchmarks.mathvista import answer_kind, decimals_in, list_elements
 from r3v_eval.rescore import read_replies, rescore
 
+from helpers import write_jsonl
+
 
 @pytest.fixture
 def bench():
@@ -218,6 +220,14 @@ def test_rescore_lines_without_meta(bench):
         "1.45", "A", None, "2.7"]
 
 
+def test_rescore_bad_lines_are_reported_together_by_line(bench):
+    lines = [json.dumps({"response": "Answer: 1", "answer": "1"}), "", "{not json", '["x"]']
+    with pytest.raises(DataError) as err:
+        read_replies(lines, bench)
+    assert "line 3: not valid JSON" in str(err.value)
+    assert "line 4: expected a JSON object, got list" in str(err.value)
+
+
 # ------------------------------------------------------------------- prompts
 def test_prompts(bench):
     mc = bench.problem_from_hub(mc_row(), 0)
@@ -260,7 +270,7 @@ def test_local_round_trip(bench, tmp_path):
     ({"id": "1", "question": "q", "answer": "1", "image": 5}, "path string"),
 ])
 def test_bad_local_rows(bench, tmp_path, row, message):
-    (tmp_path / "testmini.jsonl").write_text(json.dumps(row) + "\n")
+    write_jsonl(tmp_path / "testmini.jsonl", [row])
     with pytest.raises(DataError, match=message):
         bench.load(source=tmp_path)
 

@@ -1,13 +1,13 @@
 """MiniWob: the action format, exact-match scoring, local-only loading, prompts."""
 
-import json
-
 import pytest
 from PIL import Image
 
 from r3v_eval import prompts
 from r3v_eval.benchmarks import DataError, Problem, get_benchmark
 from r3v_eval.benchmarks.miniwob import Action, MiniWob, parse_action
+
+from helpers import write_jsonl
 
 
 @pytest.fixture
@@ -116,9 +116,7 @@ def test_no_public_data_set(bench):
 def write_split(folder, rows, split="test"):
     (folder / "screens").mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (16, 16), (240, 240, 240)).save(folder / "screens" / "s1.png")
-    path = folder / f"{split}.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_jsonl(folder / f"{split}.jsonl", rows)
 
 
 def test_load_local_files(bench, tmp_path):

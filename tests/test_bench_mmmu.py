@@ -1,13 +1,13 @@
 """MMMU: per-subject hub mapping, image choice, OOD-only splits, rule-based scoring."""
 
-import json
-
 import pytest
 from PIL import Image
 
 from r3v_eval import prompts
 from r3v_eval.benchmarks import DataError, Problem, get_benchmark, write_local
 from r3v_eval.benchmarks.mmmu import SUBJECTS, literal_list, merge_images, numbers_match
+
+from helpers import write_jsonl
 
 
 @pytest.fixture
@@ -243,7 +243,7 @@ def test_local_round_trip(bench, tmp_path):
      "question_type"),
 ])
 def test_bad_local_rows(bench, tmp_path, row, message):
-    (tmp_path / "validation.jsonl").write_text(json.dumps(row) + "\n")
+    write_jsonl(tmp_path / "validation.jsonl", [row])
     with pytest.raises(DataError, match=message):
         bench.load(source=tmp_path)
 

@@ -9,6 +9,8 @@ from r3v_eval import prompts
 from r3v_eval.benchmarks import DataError, Problem, get_benchmark
 from r3v_eval.benchmarks.tabmwp import TabMWP, canonical_number, gold_number
 
+from helpers import write_jsonl
+
 
 @pytest.fixture
 def bench():
@@ -97,7 +99,7 @@ def test_hub_image_given_as_bytes(bench, tmp_path):
 @pytest.mark.parametrize("change, message", [
     ({"answer": "glut"}, "not one of the choices"),
     ({"answer": ""}, "answer"),
-    ({"question": None}, "question"),
+    ({"question": None}, "missing or empty 'question'"),
     ({"choices": "shortage"}, "choices"),
     ({"unit": 5}, "unit"),
 ])
@@ -156,7 +158,7 @@ def test_load_canonical_local_files(bench, tmp_path):
              "image": "img/a.png", "meta": {"table": "x | y"}},
             {"id": "b", "question": "Which?", "answer": "(B)", "choices": ["red", "blue"],
              "image": "img/a.png"}]
-    (tmp_path / "test.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    write_jsonl(tmp_path / "test.jsonl", rows)
     a, b = bench.load("test", source=tmp_path)
     assert (a.unit, a.meta, a.answer) == ("$", {"table": "x | y"}, "$4.50")
     assert b.answer == "blue"          # a gold letter is stored as the option's text
@@ -164,13 +166,11 @@ def test_load_canonical_local_files(bench, tmp_path):
 
 def test_local_rows_errors_name_file_and_line(bench, tmp_path):
     path = tmp_path / "test.jsonl"
-    path.write_text(json.dumps({"id": "a", "question": "q", "answer": "1"}) + "\n"
-                    + json.dumps({"id": "b", "question": "q", "answer": "purple",
-                                  "choices": ["red", "blue"]}) + "\n")
+    write_jsonl(path, [{"id": "a", "question": "q", "answer": "1"},
+                       {"id": "b", "question": "q", "answer": "purple", "choices": ["red", "blue"]}])
     with pytest.raises(DataError, match=rf"{path}:2: answer 'purple' is not one of the choices"):
         bench.load("test", source=tmp_path)
-    path.write_text(json.dumps({"id": "a", "question": "q", "answer": "1",
-                                "image": "nope.png"}) + "\n")
+    write_jsonl(path, [{"id": "a", "question": "q", "answer": "1", "image": "nope.png"}])
     with pytest.raises(DataError, match=rf"{path}:1: image file not found"):
         bench.load("test", source=tmp_path)
 

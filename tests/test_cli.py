@@ -106,12 +106,37 @@ def test_data_shapes_bad_knob_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_model_and_demo_quick(tmp_path):
+def test_tiny_model_builds(tmp_path):
     res = run(["tiny-model", "--arch", "llava", "--out", str(tmp_path / "m")])
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "m" / "config.json").is_file()
-    res = run(["demo", "--quick", "--out", str(tmp_path / "demo")])
+
+
+@pytest.mark.slow
+def test_demo_quick_writes_a_well_formed_leaderboard(tmp_path):
+    out = tmp_path / "demo"
+    res = run(["demo", "--quick", "--out", str(out)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    board = json.loads((out / "leaderboard.json").read_text())
+    methods = {"warmup", "control", "star", "r3v"}
+    assert set(board) == methods | {"history"}
+    for m in methods:
+        assert set(board[m]) == {"greedy", "majority@3", "select@3", "pass@3"}, m
+        assert all(0.0 <= v <= 1.0 for v in board[m].values())
+        assert board[m]["pass@3"] >= board[m]["majority@3"] - 1e-9
+    assert [h["iteration"] for h in board["history"]["r3v"]] == [0, 1]
+    assert [h["iteration"] for h in board["history"]["star"]] == [0, 1]
+    md = (out / "leaderboard.md").read_text()
+    assert "| r3v |" in md and "| control |" in md and "select@N" in md
+    for png in ("accuracy_per_iteration.png", "select_vs_majority.png"):
+        data = (out / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    # the demo's table goes through `r3v leaderboard` as well
+    res = run(["leaderboard", str(out)])
     assert res.returncode == 0, res.stderr
-    smoke = json.loads((tmp_path / "demo" / "smoke.json").read_text())
-    assert set(smoke["metrics"]) == {"greedy", "majority@3", "select@3", "pass@3"}
-    assert all(0.0 <= v <= 1.0 for v in smoke["metrics"].values())
+    assert "r3v" in res.stdout and "shapes" in res.stdout
+    # a second run resumes: every stage is skipped, the table is the same
+    res2 = run(["demo", "--quick", "--out", str(out)])
+    assert res2.returncode == 0
+    assert json.loads((out / "leaderboard.json").read_text())["r3v"] == board["r3v"]
+    assert "sampling" not in res2.stdout

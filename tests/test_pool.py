@@ -6,6 +6,8 @@ import pytest
 from r3v_train import pool as pool_mod
 from r3v_train.pool import PoolError, Sample, SamplePool, group_by_question
 
+from helpers import write_jsonl
+
 
 def S(t, qid, i, correct=True, extracted="4", reply=None, style="qwen"):
     if not correct and extracted == "4":
@@ -174,7 +176,7 @@ def test_corrupt_middle_line_is_an_error_naming_the_line(tmp_path):
 def test_invalid_record_is_an_error_naming_the_line(tmp_path, mutate, message):
     rows = [S(0, "q1", i).to_dict() for i in range(3)]
     mutate(rows[1])
-    (tmp_path / "iter_0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(tmp_path / "iter_0.jsonl", rows)
     with pytest.raises(PoolError, match=r"iter_0\.jsonl:2") as err:
         SamplePool(tmp_path).read_iteration(0)
     assert message in str(err.value)
@@ -182,7 +184,7 @@ def test_invalid_record_is_an_error_naming_the_line(tmp_path, mutate, message):
 
 def test_duplicate_key_in_a_file_is_an_error(tmp_path):
     row = S(0, "q1", 0).to_json()
-    (tmp_path / "iter_0.jsonl").write_text(row + "\n" + S(0, "q2", 0).to_json() + "\n" + row + "\n")
+    write_jsonl(tmp_path / "iter_0.jsonl", [row, S(0, "q2", 0).to_json(), row])
     with pytest.raises(PoolError, match=r"iter_0\.jsonl:3: duplicate .* line 1"):
         SamplePool(tmp_path).samples()
 

@@ -1,4 +1,3 @@
-import json
 from collections import Counter
 
 import pytest
@@ -21,6 +20,8 @@ from r3v_train.reflect import (
     load_images,
     load_teacher_rationales,
 )
+
+from helpers import write_jsonl
 
 
 class TinyBench(IntegerBenchmark):
@@ -335,15 +336,13 @@ def test_warmup_qa_pairs_and_checked_teacher_rationales():
     assert of(build_warmup(BENCH, probs, teacher, qa=False), "qa") == []
 
 
-def _write(tmp_path, text):
-    path = tmp_path / "teacher.jsonl"
-    path.write_text(text, encoding="utf-8")
-    return path
+def _write(tmp_path, rows):
+    return write_jsonl(tmp_path / "teacher.jsonl", rows)
 
 
 def test_load_teacher_rationales(tmp_path):
-    path = _write(tmp_path, json.dumps({"id": "a", "rationale": "r1", "source": "gpt"}) + "\n\n"
-                  + json.dumps({"id": "b", "rationale": "r2"}) + "\n")
+    path = _write(tmp_path, [{"id": "a", "rationale": "r1", "source": "gpt"}, "",
+                             {"id": "b", "rationale": "r2"}])
     assert load_teacher_rationales(path) == {"a": "r1", "b": "r2"}
 
 
@@ -358,7 +357,14 @@ def test_load_teacher_rationales(tmp_path):
 ])
 def test_teacher_file_errors_name_file_and_line(tmp_path, lines, match):
     with pytest.raises(DataError, match=match):
-        load_teacher_rationales(_write(tmp_path, "\n".join(lines) + "\n"))
+        load_teacher_rationales(_write(tmp_path, lines))
+
+
+def test_teacher_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "teacher.jsonl"
+    path.write_bytes(b'{"id": "a", "rationale": "r"}\n\xff\xfe\n')
+    with pytest.raises(DataError, match=r"teacher\.jsonl: not UTF-8 text"):
+        load_teacher_rationales(path)
 
 
 def test_missing_teacher_file(tmp_path):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from PIL import Image
 
@@ -249,7 +249,54 @@ def benchmark_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def required_text(row: dict[str, Any], key: str, where: str) -> str:
+    """``row[key]``, which must be a string that is not blank (returned unstripped)."""
+    value = row.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"{where}: missing or empty {key!r}")
+    return value
+
+
 # ------------------------------------------------------------- local files
+def parse_json_object(line: str, where: str, not_object: str = "a row must be a JSON object",
+                      name_type: bool = False) -> dict[str, Any]:
+    """Parse one JSON Lines line that must hold an object; errors start with ``where``.
+
+    ``not_object`` is the complaint for valid JSON that is not an object; ``name_type`` adds
+    ", got <type>" to it.
+    """
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(row, dict):
+        got = f", got {type(row).__name__}" if name_type else ""
+        raise DataError(f"{where}: {not_object}{got}")
+    return row
+
+
+def iter_jsonl_objects(path: Path, not_object: str = "a row must be a JSON object"
+                       ) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """Yield ``(lineno, "path:lineno", row)`` for each non-blank line of a UTF-8 JSONL file.
+
+    Read lazily (a caller may stop early); every error is a :class:`DataError` naming the
+    file, and the line where there is one.
+    """
+    with path.open(encoding="utf-8") as fh:
+        lines = enumerate(fh, 1)
+        while True:
+            try:
+                lineno, line = next(lines)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            yield lineno, where, parse_json_object(line, where, not_object)
+
+
 def load_local(bench: Benchmark, source: str | Path, split: str,
                limit: int | None = None) -> list[Problem]:
     """Read the canonical schema: ``source`` is a .jsonl file or a folder holding ``<split>.jsonl``."""
@@ -258,20 +305,10 @@ def load_local(bench: Benchmark, source: str | Path, split: str,
     if not path.is_file():
         raise DataError(f"{bench.name}: local data file not found: {path}")
     problems: list[Problem] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: a row must be a JSON object")
-            problems.append(bench.problem_from_local(row, path.parent, where))
-            if limit is not None and len(problems) >= limit:
-                break
+    for _, where, row in iter_jsonl_objects(path):
+        problems.append(bench.problem_from_local(row, path.parent, where))
+        if limit is not None and len(problems) >= limit:
+            break
     return problems
 
 

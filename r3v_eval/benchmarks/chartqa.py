@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from r3v_eval import answers
-from r3v_eval.benchmarks.base import DataError, Problem, register
+from r3v_eval.benchmarks.base import DataError, Problem, register, required_text
 from r3v_eval.benchmarks.kinds import RelaxedBenchmark
 
 # A reply without "Answer:" (or the like) is taken as the answer itself only when it looks like
@@ -70,9 +70,7 @@ class ChartQA(RelaxedBenchmark):
 
     def problem_from_hub(self, row: dict[str, Any], index: int) -> Problem:
         where = f"{self.hub_id} row {index}"
-        query = row.get("query")
-        if not isinstance(query, str) or not query.strip():
-            raise DataError(f"{where}: missing or empty 'query'")
+        query = required_text(row, "query", where)
         labels = row.get("label")
         if isinstance(labels, str):
             labels = [labels]

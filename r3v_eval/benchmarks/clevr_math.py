@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from r3v_eval import answers
-from r3v_eval.benchmarks.base import DataError, Problem, register
+from r3v_eval.benchmarks.base import DataError, Problem, register, required_text
 from r3v_eval.benchmarks.kinds import IntegerBenchmark
 
 PAPER_TRAIN_SIZE = 10_000
@@ -51,9 +51,7 @@ class ClevrMath(IntegerBenchmark):
     # ---------------------------------------------------------------- loading
     def problem_from_hub(self, row: dict[str, Any], index: int) -> Problem:
         where = f"{self.hub_id} row {index}"
-        question = row.get("question")
-        if not isinstance(question, str) or not question.strip():
-            raise DataError(f"{where}: missing or empty 'question'")
+        question = required_text(row, "question", where)
         label = row.get("label")
         if isinstance(label, bool) or label is None:
             raise DataError(f"{where}: missing 'label'")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from r3v_eval import answers
@@ -94,6 +93,7 @@ def normalize_split(value: Any) -> str | None:
 @register
 class GeoQA(ChoiceBenchmark):
     name = "geoqa"
+    display_name = "GeoQA"
     hub_id = "hz2475/geoQA"
     hub_config = None
     hub_split = "train"  # the port's only split; ours are selected by ``original_split``
@@ -136,10 +136,7 @@ class GeoQA(ChoiceBenchmark):
         question = row.get("subject") or row.get("question")
         if not isinstance(question, str) or not question.strip():
             raise DataError(f"{where}: no problem text ('subject')")
-        choices = row.get("choices")
-        if not isinstance(choices, (list, tuple)) or len(choices) < 2:
-            raise DataError(f"{where}: 'choices' must be a list of at least 2 options")
-        choices = [str(c) for c in choices]
+        choices = self.row_choices(row, where)
         letter = None
         label = row.get("label")
         if label is not None:
@@ -155,9 +152,6 @@ class GeoQA(ChoiceBenchmark):
             letter = answers.letter_of(row["answer"], choices)
         if letter is None:
             raise DataError(f"{where}: no usable gold answer ('label' or 'answer')")
-        image = row.get("image")
-        if image is not None and not (hasattr(image, "convert") or isinstance(image, (str, Path))):
-            raise DataError(f"{where}: 'image' must be a PIL image, got {type(image).__name__}")
         meta: dict[str, Any] = {}
         if row.get(self.split_column) is not None:
             meta["original_split"] = str(row[self.split_column])
@@ -167,24 +161,7 @@ class GeoQA(ChoiceBenchmark):
             meta["comment"] = str(row["comment"])
         if row.get("answer") not in (None, ""):
             meta["answer_field"] = str(row["answer"])
-        return Problem(
-            id=str(row["id"]) if row.get("id") is not None else str(index),
-            question=question.strip(),
-            answer=letter,
-            benchmark=self.name,
-            choices=choices,
-            image=image,
-            meta=meta,
-        )
-
-    def problem_from_local(self, row: dict[str, Any], base_dir: Path, where: str) -> Problem:
-        problem = super().problem_from_local(row, base_dir, where)
-        if not problem.choices or len(problem.choices) < 2:
-            raise DataError(f"{where}: GeoQA rows need 'choices' (a list of at least 2 options)")
-        if answers.letter_of(problem.answer, problem.choices) is None:
-            raise DataError(f"{where}: answer {problem.answer!r} is neither an option letter "
-                            f"(A-{LETTERS[len(problem.choices) - 1]}) nor an option's text")
-        return problem
+        return self.choice_problem(row, index, where, question.strip(), choices, letter, meta)
 
     # ---------------------------------------------------------------- scoring
     def extract(self, reply: str, problem: Problem) -> str | None:

@@ -5,8 +5,12 @@ A benchmark module picks one family and adds its data mapping and prompt wording
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from r3v_eval import answers
-from r3v_eval.benchmarks.base import Benchmark, Problem
+from r3v_eval.answers import LETTERS
+from r3v_eval.benchmarks.base import Benchmark, DataError, Problem
 
 
 class IntegerBenchmark(Benchmark):
@@ -54,11 +58,59 @@ class RelaxedBenchmark(Benchmark):
 class ChoiceBenchmark(Benchmark):
     """Multiple choice: the chosen option letter must equal the gold letter.
 
-    The gold answer may be stored as a letter or as the option's text."""
+    The gold answer may be stored as a letter or as the option's text. The class also holds
+    the hub-row mapping that multiple-choice data sets share (options, gold letter, image, the
+    finished problem) and checks that a local row has at least 2 options and a gold answer
+    naming one of them.
+    """
 
     cot_ending = "answer with the option's letter from the given choices directly."
     select_instruction = "Which prediction is correct? Give the final answer by selecting the correct option."
+    display_name: str = ""  # how errors name the benchmark ("GeoQA"); ``name`` if empty
 
+    # ------------------------------------------------------------ row mapping
+    @staticmethod
+    def row_choices(row: dict[str, Any], where: str) -> list[str]:
+        """A hub row's ``choices`` as strings: a list of at least 2 options."""
+        choices = row.get("choices")
+        if not isinstance(choices, (list, tuple)) or len(choices) < 2:
+            raise DataError(f"{where}: 'choices' must be a list of at least 2 options")
+        return [str(c) for c in choices]
+
+    @staticmethod
+    def gold_letter(answer: Any, choices: list[str], where: str) -> str:
+        """The option letter of a gold answer given as a letter or as an option's text."""
+        letter = answers.letter_of(str(answer), choices)
+        if letter is None:
+            raise DataError(f"{where}: answer {answer!r} is neither an option letter "
+                            f"(A-{LETTERS[len(choices) - 1]}) nor an option's text")
+        return letter
+
+    def choice_problem(self, row: dict[str, Any], index: int, where: str, question: str,
+                       choices: list[str], letter: str, meta: dict[str, Any]) -> Problem:
+        """The problem of a mapped hub row; checks the row's ``image`` and picks its id."""
+        image = row.get("image")
+        if image is not None and not (hasattr(image, "convert") or isinstance(image, (str, Path))):
+            raise DataError(f"{where}: 'image' must be a PIL image, got {type(image).__name__}")
+        return Problem(
+            id=str(row["id"]) if row.get("id") not in (None, "") else str(index),
+            question=question,
+            answer=letter,
+            benchmark=self.name,
+            choices=choices,
+            image=image,
+            meta=meta,
+        )
+
+    def problem_from_local(self, row: dict[str, Any], base_dir: Path, where: str) -> Problem:
+        problem = super().problem_from_local(row, base_dir, where)
+        if not problem.choices or len(problem.choices) < 2:
+            raise DataError(f"{where}: {self.display_name or self.name} rows need 'choices' "
+                            "(a list of at least 2 options)")
+        self.gold_letter(problem.answer, problem.choices, where)
+        return problem
+
+    # ---------------------------------------------------------------- scoring
     def extract(self, reply: str, problem: Problem) -> str | None:
         if not problem.choices:
             return None

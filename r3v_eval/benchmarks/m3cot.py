@@ -22,11 +22,8 @@ probability 0.75; here it is always wrong.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from r3v_eval import answers
-from r3v_eval.answers import LETTERS
 from r3v_eval.benchmarks.base import DataError, Problem, register
 from r3v_eval.benchmarks.kinds import ChoiceBenchmark
 
@@ -34,6 +31,7 @@ from r3v_eval.benchmarks.kinds import ChoiceBenchmark
 @register
 class M3CoT(ChoiceBenchmark):
     name = "m3cot"
+    display_name = "M3CoT"
     hub_id = "LightChen2333/M3CoT"
     hub_config = None
     hub_splits = {"train": "train", "validation": "validation", "test": "test"}
@@ -46,40 +44,14 @@ class M3CoT(ChoiceBenchmark):
         question = str(row["question"]).strip()
         if not question:
             raise DataError(f"{where}: empty 'question'")
-        choices = row["choices"]
-        if not isinstance(choices, (list, tuple)) or len(choices) < 2:
-            raise DataError(f"{where}: 'choices' must be a list of at least 2 options")
-        choices = [str(c) for c in choices]
-        letter = answers.letter_of(str(row["answer"]), choices)
-        if letter is None:
-            raise DataError(f"{where}: answer {row['answer']!r} is neither an option letter "
-                            f"(A-{LETTERS[len(choices) - 1]}) nor an option's text")
+        choices = self.row_choices(row, where)
+        letter = self.gold_letter(row["answer"], choices, where)
         context = str(row.get("context") or "").strip()
         if context:
             question = f"Context: {context}\n{question}"
-        image = row.get("image")
-        if image is not None and not (hasattr(image, "convert") or isinstance(image, (str, Path))):
-            raise DataError(f"{where}: 'image' must be a PIL image, got {type(image).__name__}")
         meta: dict[str, Any] = {}
         for key in ("rationale", "domain", "topic", "category", "image_id", "split"):
             value = row.get(key)
             if value not in (None, ""):
                 meta[key] = str(value)
-        return Problem(
-            id=str(row["id"]) if row.get("id") not in (None, "") else str(index),
-            question=question,
-            answer=letter,
-            benchmark=self.name,
-            choices=choices,
-            image=image,
-            meta=meta,
-        )
-
-    def problem_from_local(self, row: dict[str, Any], base_dir: Path, where: str) -> Problem:
-        problem = super().problem_from_local(row, base_dir, where)
-        if not problem.choices or len(problem.choices) < 2:
-            raise DataError(f"{where}: M3CoT rows need 'choices' (a list of at least 2 options)")
-        if answers.letter_of(problem.answer, problem.choices) is None:
-            raise DataError(f"{where}: answer {problem.answer!r} is neither an option letter "
-                            f"(A-{LETTERS[len(problem.choices) - 1]}) nor an option's text")
-        return problem
+        return self.choice_problem(row, index, where, question, choices, letter, meta)

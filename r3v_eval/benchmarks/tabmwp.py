@@ -46,7 +46,14 @@ from PIL import Image
 
 from r3v_eval import answers
 from r3v_eval.answers import LETTERS
-from r3v_eval.benchmarks.base import Benchmark, DataError, Problem, load_local, register
+from r3v_eval.benchmarks.base import (
+    Benchmark,
+    DataError,
+    Problem,
+    load_local,
+    register,
+    required_text,
+)
 
 FREE_TEXT_ENDING = "answer the question using a single word or phrase."
 MULTI_CHOICE_ENDING = "answer with the option's letter from the given choices directly."
@@ -156,9 +163,7 @@ class TabMWP(Benchmark):
 
     # ---------------------------------------------------------------- loading
     def _problem(self, row: dict[str, Any], pid: str, image: Any, where: str) -> Problem:
-        question = row.get("question")
-        if not isinstance(question, str) or not question.strip():
-            raise DataError(f"{where}: missing or empty 'question'")
+        question = required_text(row, "question", where)
         if row.get("answer") is None or not str(row["answer"]).strip():
             raise DataError(f"{where}: missing or empty 'answer'")
         choices = _clean_choices(row["choices"] if "choices" in row else row.get("options"), where)

@@ -1,0 +1,20 @@
+"""Test scaffolding shared by several test modules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def write_jsonl(path: Path, rows: Iterable[Any]) -> Path:
+    """Write a JSON Lines file, one line per row, and return its path.
+
+    A string row is written as it is (a blank or deliberately broken line); anything else is
+    written as JSON. Every line ends with a newline; missing folders are created.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows),
+                    encoding="utf-8")
+    return path
