@@ -369,6 +369,7 @@ def write_plots(board: dict[str, Any], sel: dict[str, dict[int, float]], out: Pa
         ys = [100 * h["metrics"]["greedy"] for h in hist]
         style = "--" if m in ("warmup", "control") else "-"
         ax.plot(xs, ys, style, marker="o", label=m)
+    ax.set_xticks(sorted({h["iteration"] for hist in board["history"].values() for h in hist}))
     ax.set_xlabel("iteration")
     ax.set_ylabel("greedy CoT accuracy (%)")
     ax.set_title("shapes: accuracy per iteration")
@@ -383,6 +384,7 @@ def write_plots(board: dict[str, Any], sel: dict[str, dict[int, float]], out: Pa
         ns = sorted(sel[k])
         ax.plot(ns, [100 * sel[k][n] for n in ns], marker=marker,
                 linestyle=":" if k == "pass" else "-", label=f"{k}@N")
+    ax.set_xticks(sorted(sel["majority"]))
     ax.set_xlabel("N (samples)")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("final R3V model: select@N vs majority@N")
