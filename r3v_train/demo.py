@@ -369,29 +369,28 @@ def write_plots(board: dict[str, Any], sel: dict[str, dict[int, float]], out: Pa
         ys = [100 * h["metrics"]["greedy"] for h in hist]
         style = "--" if m in ("warmup", "control") else "-"
         ax.plot(xs, ys, style, marker="o", label=m)
-    ax.set_xticks(sorted({h["iteration"] for hist in board["history"].values() for h in hist}))
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("greedy CoT accuracy (%)")
-    ax.set_title("shapes: accuracy per iteration")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_per_iteration.png", dpi=120)
-    plt.close(fig)
+    _finish(plt, fig, ax, sorted({h["iteration"] for hist in board["history"].values() for h in hist}),
+            "iteration", "greedy CoT accuracy (%)", "shapes: accuracy per iteration",
+            out / "accuracy_per_iteration.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for k, marker in (("select", "o"), ("majority", "s"), ("pass", "^")):
         ns = sorted(sel[k])
         ax.plot(ns, [100 * sel[k][n] for n in ns], marker=marker,
                 linestyle=":" if k == "pass" else "-", label=f"{k}@N")
-    ax.set_xticks(sorted(sel["majority"]))
-    ax.set_xlabel("N (samples)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("final R3V model: select@N vs majority@N")
+    _finish(plt, fig, ax, sorted(sel["majority"]), "N (samples)", "accuracy (%)",
+            "final R3V model: select@N vs majority@N", out / "select_vs_majority.png")
+
+
+def _finish(plt, fig, ax, xticks, xlabel: str, ylabel: str, title: str, path: Path) -> None:
+    ax.set_xticks(xticks)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "select_vs_majority.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
