@@ -30,13 +30,14 @@ killed demo resumes. Outputs in ``--out``: ``leaderboard.md``, ``leaderboard.jso
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 METHODS = ("star", "r3v")
 ONE_STEP = ("count_all", "count_color", "count_shape", "count_color_shape")
@@ -180,8 +181,10 @@ class Demo:
         self.log(f"  loss {metrics.get('train_loss', float('nan')):.3f}")
         return stage
 
+    @functools.cached_property
     def warm_data(self):
-        """QA pairs for the whole train split + teacher rationales for one-/two-step types."""
+        """QA pairs for the whole train split + teacher rationales for one-/two-step types
+        (built once: the warm-up, every method and the control train on the same set)."""
         from r3v_train.reflect import build_warmup
 
         per_template: dict[str, int] = {}
@@ -200,7 +203,7 @@ class Demo:
 
     def warmup(self, base: Stage) -> Stage:
         stage = Stage(self.out / "warmup")
-        warm = self.warm_data()
+        warm = self.warm_data
         if not (stage.path / "model" / "DONE").exists():
             self.log(f"warm-up (iteration 0): {warm.summary()}")
         rows = self._rows(warm.shuffled(self.seed))
@@ -226,7 +229,7 @@ class Demo:
         rcfg = ReflectConfig.for_method(method, min_rationale_chars=0, drop_answer_first=True,
                                         n_candidates=self.cfg.n, seed=self.seed)
         sampler = warm.model
-        warm_data = self.warm_data()
+        warm_data = self.warm_data
         steps_used = 0
         for t in range(1, self.cfg.iterations + 1):
             it = stage.path / f"iter_{t}"
@@ -270,7 +273,7 @@ class Demo:
     def control(self, warm: Stage, steps: int) -> Stage:
         """The warm-up training continued for ``steps`` more optimizer steps, same data."""
         stage = Stage(self.out / "control")
-        warm_data = self.warm_data()
+        warm_data = self.warm_data
         if not (stage.path / "model" / "DONE").exists():
             self.log(f"matched-compute control: warm-up continued for {steps} steps")
         self.fit(warm.model, self._rows(warm_data.shuffled(self.seed + 99)), stage.path,
@@ -314,7 +317,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 # ---------------------------------------------------------------- outputs
-def leaderboard(stages: dict[str, Stage], n: int) -> dict[str, Any]:
+def leaderboard(stages: dict[str, Stage]) -> dict[str, Any]:
     """``{method: {metric: value}}`` for the final models, plus ``history`` per iteration."""
     board: dict[str, Any] = {}
     for name, stage in stages.items():
@@ -417,7 +420,7 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
         warm.history[-1]["metrics"] = demo.evaluate(warm.path, "final", warm.model, full=True)
     final_r3v = (out / "r3v" / "final_model").read_text()
     sel = demo.select_vs_majority(final_r3v)
-    board = leaderboard(stages, cfg.n)
+    board = leaderboard(stages)
     minutes = (time.time() - demo.t0) / 60
     _write_json(out / "leaderboard.json", board)
     text = write_markdown(board, sel, cfg, seed, minutes, out / "leaderboard.md")

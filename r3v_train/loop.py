@@ -29,7 +29,6 @@ import dataclasses
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -365,8 +364,3 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
     run_dir.log(f"done: {json.dumps(summary['final'])}")
     return summary
 
-
-def main(argv: Sequence[str] | None = None) -> int:  # pragma: no cover - thin
-    from r3v_train.cli import main as cli_main
-
-    return cli_main(["train", *(argv or sys.argv[1:])])
