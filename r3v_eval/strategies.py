@@ -137,9 +137,15 @@ class Evaluation:
 
 def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n: int = 3,
              sampling: Sampling | None = None, style: str = "qwen", greedy: bool = True,
-             with_select: bool = True, max_new_tokens: int = 384,
+             with_select: bool = True, max_new_tokens: int = 384, also_at: Sequence[int] = (),
              progress: bool = True) -> Evaluation:
-    """Greedy CoT plus, from one set of N samples, majority@N, select@N and pass@N."""
+    """Greedy CoT plus, from one set of N samples, majority@N, select@N and pass@N.
+
+    ``also_at`` adds the same metrics for smaller k (1 <= k < N) computed on the first k of
+    the same samples, so a sweep over N costs one sampling pass."""
+    bad = [k for k in also_at if not 1 <= k <= n]
+    if bad:
+        raise ValueError(f"also_at={list(also_at)}: every k must be in 1..n={n}")
     metrics: dict[str, float] = {}
     outcomes: dict[str, list[Outcome]] = {}
     if greedy:
@@ -151,11 +157,13 @@ def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n
         if sampling.n != n:
             raise ValueError(f"sampling.n={sampling.n} but n={n}")
         cands = sample_candidates(engine, bench, problems, sampling, style, progress)
-        outcomes[f"majority@{n}"] = majority(bench, problems, cands)
-        outcomes[f"pass@{n}"] = pass_at_n(bench, problems, cands)
-        if with_select:
-            outcomes[f"select@{n}"] = select(engine, bench, problems, cands, style,
-                                             progress=progress)
+        for k in sorted(set(also_at) | {n}):
+            sub = [c[:k] for c in cands]
+            outcomes[f"majority@{k}"] = majority(bench, problems, sub)
+            outcomes[f"pass@{k}"] = pass_at_n(bench, problems, sub)
+            if with_select:
+                outcomes[f"select@{k}"] = select(engine, bench, problems, sub, style,
+                                                 progress=progress)
     for name, outs in outcomes.items():
         metrics[name] = accuracy(outs)
     return Evaluation(metrics, outcomes)

@@ -63,7 +63,7 @@ class DemoConfig:
     teacher_repeats: int = 4        # the few rationales are repeated so the format is learned
     iterations: int = 2
     n: int = 3                      # samples per question (training and test time)
-    plot_ns: tuple[int, ...] = (1, 3, 5)
+    plot_ns: tuple[int, ...] = (1, 3, 5)   # must include n
     pretrain_lr: float = 3e-4       # 1e-3 leaves the small model's counting at chance
     pretrain_epochs: float = 1.0
     lr: float = 3e-4
@@ -72,6 +72,11 @@ class DemoConfig:
     iteration_epochs: float = 1.0
     max_new_tokens: int = 80
     gen_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.n not in self.plot_ns:
+            raise ValueError(f"plot_ns={self.plot_ns} must include n={self.n}: the final R3V "
+                             "model's table row and its @N sweep come from the same samples")
 
     @classmethod
     def quick(cls) -> "DemoConfig":
@@ -138,20 +143,55 @@ class Demo:
 
         return HFEngine(model, device="cpu", dtype="float32", batch_size=self.cfg.gen_batch_size)
 
-    def evaluate(self, stage: Path, name: str, model: str, full: bool) -> dict[str, float]:
-        """Greedy CoT on the test split; with ``full`` also majority / select / pass @N."""
+    def greedy(self, stage: Path, name: str, model: str) -> dict[str, float]:
+        """Greedy CoT accuracy on the test split (cached in ``eval_<name>.json``)."""
         from r3v_eval import strategies
 
         path = stage / f"eval_{name}.json"
         if path.exists():
             return json.loads(path.read_text())
-        self.log(f"evaluating {name} on {len(self.test)} test questions"
-                 + (f" (greedy, majority/select/pass@{self.cfg.n})" if full else " (greedy)"))
-        ev = strategies.evaluate(self.engine(model), self.bench, self.test, n=self.cfg.n if full else 0,
+        self.log(f"evaluating {name} on {len(self.test)} test questions (greedy)")
+        ev = strategies.evaluate(self.engine(model), self.bench, self.test, n=0,
                                  max_new_tokens=self.cfg.max_new_tokens)
         _write_json(path, ev.metrics)
-        self.log(f"  {name}: " + ", ".join(f"{k} {100 * v:.1f}" for k, v in ev.metrics.items()))
+        _write_outcomes(stage / f"outcomes_{name}.jsonl", ev.outcomes)
+        self.log(f"  {name}: greedy {100 * ev.metrics['greedy']:.1f}")
         return ev.metrics
+
+    def sampled(self, stage: Path, model: str, ns: tuple[int, ...]) -> dict[str, float]:
+        """majority@k, select@k and pass@k for every k in ``ns`` from one set of max(ns)
+        samples per test question (cached in ``eval_sampled.json``)."""
+        from r3v_eval import strategies
+        from r3v_eval.engines.base import Sampling
+
+        path = stage / "eval_sampled.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        n = max(ns)
+        self.log(f"evaluating {stage.name} with {n} samples per test question: majority / "
+                 f"select / pass @{', @'.join(map(str, ns))}")
+        sampling = Sampling(n=n, temperature=0.9, top_p=0.95, top_k=50,
+                            max_new_tokens=self.cfg.max_new_tokens, seed=self.seed * 7 + 1)
+        ev = strategies.evaluate(self.engine(model), self.bench, self.test, n=n, greedy=False,
+                                 sampling=sampling, also_at=ns,
+                                 max_new_tokens=self.cfg.max_new_tokens)
+        _write_json(path, ev.metrics)
+        _write_outcomes(stage / "outcomes_sampled.jsonl", ev.outcomes)
+        self.log(f"  {stage.name}: " + ", ".join(f"{k} {100 * v:.1f}"
+                                                 for k, v in sorted(ev.metrics.items())))
+        return ev.metrics
+
+    def final_metrics(self, stage: "Stage", ns: tuple[int, ...] | None = None) -> dict[str, float]:
+        """The last greedy figure plus the sampled metrics at N (and any other ``ns``)."""
+        metrics = dict(stage.history[-1]["metrics"])
+        metrics.update(self.sampled(stage.path, self.final_model(stage), ns or (self.cfg.n,)))
+        stage.history[-1]["metrics"] = metrics
+        return metrics
+
+    @staticmethod
+    def final_model(stage: "Stage") -> str:
+        pointer = stage.path / "final_model"
+        return pointer.read_text() if pointer.exists() else stage.model
 
     # ------------------------------------------------------------- stages
     def pretrain(self) -> Stage:
@@ -209,7 +249,7 @@ class Demo:
         rows = self._rows(warm.shuffled(self.seed))
         self.fit(base.model, rows, stage.path,
                    self.settings(lr=self.cfg.lr, epochs=self.cfg.warmup_epochs))
-        metrics = self.evaluate(stage.path, "iter0", stage.model, full=self.cfg.iterations == 0)
+        metrics = self.greedy(stage.path, "iter0", stage.model)
         stage.history.append({"iteration": 0, "metrics": metrics})
         return stage
 
@@ -263,8 +303,7 @@ class Demo:
                                  self.settings(lr=self.cfg.lr, epochs=self.cfg.iteration_epochs))
             steps_used = int(metrics.get("global_step") or 0)
             sampler = str(it / "model")
-            final = t == self.cfg.iterations
-            ev = self.evaluate(it, f"iter{t}", sampler, full=final)
+            ev = self.greedy(it, f"iter{t}", sampler)
             stage.history.append({"iteration": t, "metrics": ev, "pool": stats,
                                   "examples": data.counts, "steps": steps_used})
         stage.path.joinpath("final_model").write_text(sampler)
@@ -278,36 +317,23 @@ class Demo:
             self.log(f"matched-compute control: warm-up continued for {steps} steps")
         self.fit(warm.model, self._rows(warm_data.shuffled(self.seed + 99)), stage.path,
                    self.settings(lr=self.cfg.lr, epochs=100.0, max_steps=max(1, steps)))
-        metrics = self.evaluate(stage.path, "final", stage.model, full=True)
+        metrics = self.greedy(stage.path, "final", stage.model)
         stage.history = list(warm.history[:1]) + [{"iteration": self.cfg.iterations,
                                                    "metrics": metrics, "steps": steps}]
         return stage
 
-    def select_vs_majority(self, model: str) -> dict[str, dict[int, float]]:
-        """majority@N and select@N of one model for N in ``plot_ns`` (one set of samples)."""
-        from r3v_eval import strategies
-        from r3v_eval.engines.base import Sampling
 
-        path = self.out / "select_vs_majority.json"
-        if path.exists():
-            raw = json.loads(path.read_text())
-            return {k: {int(n): v for n, v in d.items()} for k, d in raw.items()}
-        n_max = max(self.cfg.plot_ns)
-        self.log(f"select@N vs majority@N for N in {list(self.cfg.plot_ns)} (final R3V model)")
-        engine = self.engine(model)
-        cands = strategies.sample_candidates(
-            engine, self.bench, self.test,
-            Sampling(n=n_max, temperature=0.9, top_p=0.95, top_k=50,
-                     max_new_tokens=self.cfg.max_new_tokens, seed=self.seed * 7 + 1))
-        out: dict[str, dict[int, float]] = {"majority": {}, "select": {}, "pass": {}}
-        for n in self.cfg.plot_ns:
-            sub = [c[:n] for c in cands]
-            out["majority"][n] = strategies.accuracy(strategies.majority(self.bench, self.test, sub))
-            out["pass"][n] = strategies.accuracy(strategies.pass_at_n(self.bench, self.test, sub))
-            out["select"][n] = strategies.accuracy(
-                strategies.select(engine, self.bench, self.test, sub))
-        _write_json(path, out)
-        return out
+def select_vs_majority(metrics: dict[str, float], ns: tuple[int, ...]) -> dict[str, dict[int, float]]:
+    """``{"majority"|"select"|"pass": {N: accuracy}}`` out of one model's sampled metrics."""
+    return {k: {n: metrics[f"{k}@{n}"] for n in sorted(ns)} for k in ("majority", "select", "pass")}
+
+
+def _write_outcomes(path: Path, outcomes: dict[str, list[Any]]) -> None:
+    """Every strategy's per-question outcome (reply, candidates, answers), for auditing."""
+    with path.open("w", encoding="utf-8") as fh:
+        for name, outs in outcomes.items():
+            for o in outs:
+                fh.write(json.dumps({"metric": name, **o.to_dict()}) + "\n")
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -416,10 +442,12 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
         stages[method] = demo.self_train(method, warm)
     steps = stages["r3v"].history[-1].get("steps", 0) if cfg.iterations else 0
     stages["control"] = demo.control(warm, steps)
-    if warm.history[-1]["metrics"].keys() == {"greedy"}:  # full metrics for the warm-up too
-        warm.history[-1]["metrics"] = demo.evaluate(warm.path, "final", warm.model, full=True)
-    final_r3v = (out / "r3v" / "final_model").read_text()
-    sel = demo.select_vs_majority(final_r3v)
+    for name, stage in stages.items():
+        # the final R3V model is sampled max(plot_ns) times: its @N sweep and its row in the
+        # table come from the same samples
+        demo.final_metrics(stage, cfg.plot_ns if name == "r3v" else None)
+    sel = select_vs_majority(stages["r3v"].history[-1]["metrics"], cfg.plot_ns)
+    _write_json(out / "select_vs_majority.json", sel)
     board = leaderboard(stages)
     minutes = (time.time() - demo.t0) / 60
     _write_json(out / "leaderboard.json", board)

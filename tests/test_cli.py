@@ -121,10 +121,15 @@ def test_demo_quick_writes_a_well_formed_leaderboard(tmp_path):
     methods = {"warmup", "control", "star", "r3v"}
     assert set(board) == methods | {"history"}
     for m in methods:
-        assert set(board[m]) == {"greedy", "majority@3", "select@3", "pass@3"}, m
+        sweep = {"majority@1", "select@1", "pass@1"} if m == "r3v" else set()
+        assert set(board[m]) == {"greedy", "majority@3", "select@3", "pass@3"} | sweep, m
         assert all(0.0 <= v <= 1.0 for v in board[m].values())
         assert board[m]["pass@3"] >= board[m]["majority@3"] - 1e-9
     assert [h["iteration"] for h in board["history"]["r3v"]] == [0, 1]
+    # the @N sweep and R3V's row in the table come from the same samples
+    sel = json.loads((out / "select_vs_majority.json").read_text())
+    assert sel["select"]["3"] == board["r3v"]["select@3"]
+    assert sel["majority"]["1"] == sel["pass"]["1"] == board["r3v"]["majority@1"]
     assert [h["iteration"] for h in board["history"]["star"]] == [0, 1]
     md = (out / "leaderboard.md").read_text()
     assert "| r3v |" in md and "| control |" in md and "select@N" in md

@@ -69,6 +69,27 @@ def test_evaluate_samples_once_and_reports_every_metric():
     assert sample_calls[0][1].temperature == pytest.approx(0.9)
 
 
+def test_evaluate_also_at_uses_prefixes_of_the_same_samples():
+    bench = CountingBench()
+    probs = problems(["2", "6"])
+    # picture 0: the first sample is right, then two wrong ones agree; picture 1: only the third
+    replies = {"picture 0": ["Answer:\n2", "Answer:\n3", "Answer:\n3"],
+               "picture 1": ["Answer:\n1", "Answer:\n4", "Answer:\n6"]}
+    engine = ScriptedEngine([
+        ("Model's prediction 1", lambda p, s: ["2"] if "picture 0" in p else ["6"]),
+        ("step-by-step", lambda p, s: next(v for k, v in replies.items() if k in p)),
+    ])
+    ev = strategies.evaluate(engine, bench, probs, n=3, greedy=False, also_at=(1, 3),
+                             progress=False)
+    assert ev.metrics["majority@1"] == 0.5 and ev.metrics["pass@1"] == 0.5
+    assert ev.metrics["majority@3"] == 0.0 and ev.metrics["pass@3"] == 1.0
+    assert ev.metrics["select@1"] == 1.0 and ev.metrics["select@3"] == 1.0
+    assert [len(c) for c in (o.candidates for o in ev.outcomes["select@1"])] == [1, 1]
+    assert len([c for c in engine.calls if not c[1].greedy]) == 1   # one sampling pass
+    with pytest.raises(ValueError, match="also_at"):
+        strategies.evaluate(engine, bench, probs, n=3, also_at=(4,), progress=False)
+
+
 def test_sampling_rejects_bad_settings():
     with pytest.raises(ValueError, match="greedy"):
         Sampling(n=3, temperature=0)
