@@ -76,7 +76,8 @@ def _shapes_knobs(args: argparse.Namespace) -> dict:
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
     from r3v_train.tiny import build_tiny_model
 
-    path = build_tiny_model(args.arch, args.out, size=args.size, seed=args.seed)
+    path = build_tiny_model(args.arch, args.out, size=args.size, seed=args.seed,
+                            tie_embeddings=args.tie_embeddings)
     print(f"wrote a {args.size} {args.arch} model to {path}")
     return 0
 
@@ -157,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--size", default="tiny", choices=["tiny", "small"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tie-embeddings", dest="tie_embeddings", default=None,
+                   action=argparse.BooleanOptionalAction,
+                   help="share input embeddings and output head (default: as the real model: "
+                        "tied for Qwen, untied for LLaVA)")
     p.set_defaults(func=_cmd_tiny_model)
 
     p = sub.add_parser("train", help="run (or resume) a self-training recipe")

@@ -48,6 +48,7 @@ class DemoConfig:
     """Sizes and knobs of the demo (``quick`` is the CI smoke version)."""
 
     model_size: str = "small"
+    tie_embeddings: bool = False    # tied, the small model cannot read its counts out as digits
     grid_size: int = 3              # 3x3 cells of 28 px: one image token per cell
     image_size: int = 84
     colors: tuple[str, ...] = ("red", "blue")
@@ -205,8 +206,10 @@ class Demo:
             return stage
         init = stage.path / "random_init"
         if not (init / "config.json").exists():
-            self.log(f"building a random-weight {self.cfg.model_size} Qwen2-VL")
-            build_tiny_model("qwen2_vl", init, size=self.cfg.model_size, seed=self.seed)
+            self.log(f"building a random-weight {self.cfg.model_size} Qwen2-VL "
+                     f"({'tied' if self.cfg.tie_embeddings else 'untied'} embeddings)")
+            build_tiny_model("qwen2_vl", init, size=self.cfg.model_size, seed=self.seed,
+                             tie_embeddings=self.cfg.tie_embeddings)
         world = dataclasses.replace(self.world, templates=ONE_STEP)
         perception = ShapesBenchmark(config=world, seed=2000 + self.seed,
                                      sizes={"val": self.cfg.n_pretrain}).load("val")

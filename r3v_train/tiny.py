@@ -250,7 +250,7 @@ def _mrope_section(head_dim: int) -> list[int]:
     return [t, h, half - t - h]
 
 
-def _build_config(arch: str, size: str, tokenizer):
+def _build_config(arch: str, size: str, tokenizer, tie_embeddings: bool | None = None):
     dims = _DIMS[size]
     vocab = len(tokenizer)
     ids = tokenizer.convert_tokens_to_ids
@@ -267,7 +267,8 @@ def _build_config(arch: str, size: str, tokenizer):
             vocab_size=vocab, hidden_size=dims.text_hidden,
             intermediate_size=dims.text_intermediate, num_hidden_layers=dims.text_layers,
             num_attention_heads=dims.text_heads, num_key_value_heads=dims.text_kv_heads,
-            max_position_embeddings=4096, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            max_position_embeddings=4096, rms_norm_eps=1e-5,
+            tie_word_embeddings=bool(tie_embeddings),
             bos_token_id=ids("<s>"), eos_token_id=ids("</s>"), pad_token_id=ids("<pad>"),
         )
         n_image_tokens = (IMAGE_SIZE // dims.llava_patch) ** 2
@@ -276,7 +277,7 @@ def _build_config(arch: str, size: str, tokenizer):
             image_seq_length=n_image_tokens, projector_hidden_act="gelu",
             vision_feature_select_strategy="default",
             # the last layer: with a 2-4 layer tower, LLaVA's -2 would leave a layer unused
-            vision_feature_layer=-1, tie_word_embeddings=False,
+            vision_feature_layer=-1, tie_word_embeddings=bool(tie_embeddings),
         )
         return config, n_image_tokens
 
@@ -324,7 +325,9 @@ def _build_config(arch: str, size: str, tokenizer):
         vision.update(hidden_size=dims.vision_hidden, out_hidden_size=dims.text_hidden,
                       intermediate_size=dims.vision_intermediate, window_size=IMAGE_SIZE,
                       fullatt_block_indexes=[dims.vision_depth - 1])
-    config = config_cls(text_config=text, vision_config=vision, tie_word_embeddings=True, **special)
+    tie = True if tie_embeddings is None else tie_embeddings
+    text["tie_word_embeddings"] = tie
+    config = config_cls(text_config=text, vision_config=vision, tie_word_embeddings=tie, **special)
     side = IMAGE_SIZE // QWEN_PATCH
     return config, side * side // (QWEN_MERGE * QWEN_MERGE)
 
@@ -342,15 +345,21 @@ def _generation_config(arch: str, tokenizer):
 
 
 # ----------------------------------------------------------------------------- public
-def build_tiny_model(arch: str, out_dir, size: str = "tiny", seed: int = 0) -> Path:
+def build_tiny_model(arch: str, out_dir, size: str = "tiny", seed: int = 0,
+                     tie_embeddings: bool | None = None) -> Path:
     """Build, save and describe a random-weight VLM; return its directory.
 
     Args:
         arch: ``qwen2_vl``, ``qwen2_5_vl`` or ``llava``.
         out_dir: directory to write (created; existing files of the same names are replaced).
         size: ``tiny`` (tests) or ``small`` (learns the shapes task on CPU).
-        seed: weights are a pure function of (arch, size, seed); the tokenizer does not depend
-            on the seed.
+        seed: weights are a pure function of (arch, size, seed, tie_embeddings); the tokenizer
+            does not depend on the seed.
+        tie_embeddings: share the input embeddings with the output head. ``None`` keeps the
+            real model's choice (tied for Qwen2-VL / Qwen2.5-VL as in the 2B / 3B checkpoints,
+            untied for LLaVA-1.5). ``r3v demo`` unties them: a small model trained from scratch
+            with tied embeddings encodes "how many red squares" in its last hidden state but
+            cannot read it out as a digit token (see the README's demo notes).
 
     The directory holds ``config.json``, ``generation_config.json``, ``model.safetensors``, the
     processor / tokenizer files with the chat template, and ``r3v_tiny.json`` (arch, size, seed,
@@ -366,7 +375,7 @@ def build_tiny_model(arch: str, out_dir, size: str = "tiny", seed: int = 0) -> P
 
     tokenizer = _build_tokenizer(arch)
     processor = _build_processor(arch, size, tokenizer)
-    config, n_image_tokens = _build_config(arch, size, tokenizer)
+    config, n_image_tokens = _build_config(arch, size, tokenizer, tie_embeddings)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -386,6 +395,7 @@ def build_tiny_model(arch: str, out_dir, size: str = "tiny", seed: int = 0) -> P
         "seed": seed,
         "model_class": type(model).__name__,
         "processor_class": type(processor).__name__,
+        "tie_embeddings": bool(config.tie_word_embeddings),
         "num_parameters": total,
         "num_parameters_vision": vision,
         "num_parameters_language": total - vision,

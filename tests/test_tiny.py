@@ -255,6 +255,25 @@ def test_same_seed_same_weights(tmp_path):
         (tmp_path / "c" / "tokenizer.json").read_bytes()
 
 
+@pytest.mark.parametrize("arch,default_tied", [("qwen2_vl", True), ("qwen2_5_vl", True),
+                                               ("llava", False)])
+def test_tie_embeddings_defaults_to_the_real_model_and_can_be_changed(arch, default_tied, tmp_path):
+    for tie, name in ((None, "default"), (not default_tied, "flipped")):
+        path = build_tiny_model(arch, tmp_path / name, tie_embeddings=tie)
+        from transformers import AutoModelForImageTextToText
+
+        model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
+        head, emb = model.get_output_embeddings().weight, model.get_input_embeddings().weight
+        want = default_tied if tie is None else tie
+        assert (head.data_ptr() == emb.data_ptr()) is want, (arch, tie)
+        assert tiny_model_info(path)["tie_embeddings"] is want
+        if not want:  # an untied head is trained on its own: a step must not move the embeddings
+            before = emb.detach().clone()
+            with torch.no_grad():
+                head.add_(1.0)
+            assert torch.equal(model.get_input_embeddings().weight, before)
+
+
 def test_build_does_not_touch_global_rng(tmp_path):
     torch.manual_seed(123)
     expected = torch.rand(3)
@@ -317,7 +336,9 @@ def test_reload_in_fresh_offline_process_without_network(tiny_dirs):
         from transformers import AutoModelForImageTextToText, AutoProcessor
         path = {str(tiny_dirs["qwen2_vl"])!r}
         processor = AutoProcessor.from_pretrained(path)
-        model = AutoModelForImageTextToText.from_pretrained(path)
+        from transformers import AutoModelForImageTextToText
+
+        model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
         content = [{{"type": "image"}}, {{"type": "text", "text": "How many?"}}]
         msgs = [{{"role": "user", "content": content}}]
         prompt = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
