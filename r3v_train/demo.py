@@ -2,10 +2,10 @@
 
 The paper's setting, shrunk to a laptop:
 
-1. **Base VLM.** A tiny Qwen2-VL (``small``, random weights) is pre-trained from scratch on
-   perception only: one-step questions about fresh pictures ("How many red squares are
-   there?") answered in a sentence ("There are 2 red squares."), as a real VLM comes able to
-   see and to say what it sees. It never sees a multi-step question here.
+1. **Base VLM.** A tiny Qwen2-VL (``small``, random weights) is pre-trained from scratch on perception only: one-step questions about fresh
+   pictures ("How many red squares are there?") answered in a sentence ("There are 2 red
+   squares."), as a real VLM comes able to see and to say what it sees. It never sees a
+   multi-step question here.
 2. **Warm-up (iteration 0).** A fixed, labelled train split of multi-step questions with
    answers only (direct-answer QA pairs), plus a few perfect rationales that cover only the
    one- and two-step question types, as the paper's teacher rationales.
@@ -17,7 +17,9 @@ The paper's setting, shrunk to a laptop:
    optimizer steps as the last R3V iteration took: a gain the control also shows is just more
    training.
 5. **Evaluation** on a held-out test split: greedy CoT every iteration; majority@N, select@N
-   and pass@N for the final models; select@N vs majority@N as N grows for R3V.
+   and pass@N for the final models; select@N vs majority@N as N grows for R3V (its table row
+   and the sweep come from one set of max(N) samples per question). Per-question outcomes
+   (replies, candidates, extracted answers) are kept in ``outcomes_*.jsonl`` for auditing.
 
 Everything goes through the library: shapes data (:mod:`r3v_eval.shapes_world`), prompts,
 the ``hf`` engine and strategies (:mod:`r3v_eval.strategies`), the pool and the reflection
@@ -48,7 +50,7 @@ class DemoConfig:
     """Sizes and knobs of the demo (``quick`` is the CI smoke version)."""
 
     model_size: str = "small"
-    tie_embeddings: bool = False    # tied, the small model cannot read its counts out as digits
+    tie_embeddings: bool = True     # as Qwen2-VL; untied was tried (README: demo notes)
     grid_size: int = 3              # 3x3 cells of 28 px: one image token per cell
     image_size: int = 84
     colors: tuple[str, ...] = ("red", "blue")

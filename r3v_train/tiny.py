@@ -357,9 +357,7 @@ def build_tiny_model(arch: str, out_dir, size: str = "tiny", seed: int = 0,
             does not depend on the seed.
         tie_embeddings: share the input embeddings with the output head. ``None`` keeps the
             real model's choice (tied for Qwen2-VL / Qwen2.5-VL as in the 2B / 3B checkpoints,
-            untied for LLaVA-1.5). ``r3v demo`` unties them: a small model trained from scratch
-            with tied embeddings encodes "how many red squares" in its last hidden state but
-            cannot read it out as a digit token (see the README's demo notes).
+            untied for LLaVA-1.5).
 
     The directory holds ``config.json``, ``generation_config.json``, ``model.safetensors``, the
     processor / tokenizer files with the chat template, and ``r3v_tiny.json`` (arch, size, seed,

@@ -110,6 +110,12 @@ def test_tiny_model_builds(tmp_path):
     res = run(["tiny-model", "--arch", "llava", "--out", str(tmp_path / "m")])
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "m" / "config.json").is_file()
+    assert json.loads((tmp_path / "m" / "r3v_tiny.json").read_text())["tie_embeddings"] is False
+    res = run(["tiny-model", "--arch", "qwen2_vl", "--no-tie-embeddings", "--out",
+               str(tmp_path / "q")])
+    assert res.returncode == 0, res.stderr
+    info = json.loads((tmp_path / "q" / "r3v_tiny.json").read_text())
+    assert info["arch"] == "qwen2_vl" and info["tie_embeddings"] is False
 
 
 @pytest.mark.slow
