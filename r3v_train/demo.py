@@ -81,6 +81,15 @@ class DemoConfig:
             raise ValueError(f"plot_ns={self.plot_ns} must include n={self.n}: the final R3V "
                              "model's table row and its @N sweep come from the same samples")
 
+    def world(self, templates: tuple[str, ...] | None = None):
+        """The demo's shapes world (all question types, or only ``templates``)."""
+        from r3v_eval.shapes_world import ShapesConfig
+
+        return ShapesConfig(grid_size=self.grid_size, image_size=self.image_size,
+                            colors=self.colors, shapes=self.shapes, min_objects=self.min_objects,
+                            max_objects=self.max_objects, max_add=self.max_add,
+                            templates=templates)
+
     @classmethod
     def quick(cls) -> "DemoConfig":
         return cls(model_size="tiny", n_pretrain=128, n_train=24, n_test=16,
@@ -94,24 +103,25 @@ class Stage:
 
     path: Path
     history: list[dict[str, Any]] = field(default_factory=list)
+    last_model: str | None = None   # the last iteration's model, for a self-trained stage
 
     @property
     def model(self) -> str:
         return str(self.path / "model")
 
+    @property
+    def final_model(self) -> str:
+        return self.last_model or self.model
+
 
 class Demo:
     def __init__(self, out: Path, seed: int, cfg: DemoConfig) -> None:
         from r3v_eval.benchmarks.shapes import ShapesBenchmark
-        from r3v_eval.shapes_world import ShapesConfig
 
         self.out, self.seed, self.cfg = out, seed, cfg
         out.mkdir(parents=True, exist_ok=True)
         self.t0 = time.time()
-        self.world = ShapesConfig(grid_size=cfg.grid_size, image_size=cfg.image_size,
-                                  colors=cfg.colors, shapes=cfg.shapes,
-                                  min_objects=cfg.min_objects, max_objects=cfg.max_objects,
-                                  max_add=cfg.max_add)
+        self.world = cfg.world()
         self.bench = ShapesBenchmark(config=self.world, seed=1000 + seed,
                                      sizes={"train": cfg.n_train, "test": cfg.n_test})
         self.train = self.bench.load("train", limit=cfg.n_train)
@@ -141,6 +151,13 @@ class Demo:
         result = train_sft(base, rows, stage / "model", settings, progress=True)
         return result.metrics
 
+    def sampling(self, n: int, seed: int):
+        """The paper's sampling (temperature 0.9, top_p 0.95, top_k 50) at the demo's length."""
+        from r3v_eval.strategies import PAPER_SAMPLING
+
+        return dataclasses.replace(PAPER_SAMPLING, n=n, max_new_tokens=self.cfg.max_new_tokens,
+                                   seed=seed)
+
     def engine(self, model: str):
         from r3v_eval.engines.hf import HFEngine
 
@@ -165,7 +182,6 @@ class Demo:
         """majority@k, select@k and pass@k for every k in ``ns`` from one set of max(ns)
         samples per test question (cached in ``eval_sampled.json``)."""
         from r3v_eval import strategies
-        from r3v_eval.engines.base import Sampling
 
         path = stage / "eval_sampled.json"
         if path.exists():
@@ -173,10 +189,8 @@ class Demo:
         n = max(ns)
         self.log(f"evaluating {stage.name} with {n} samples per test question: majority / "
                  f"select / pass @{', @'.join(map(str, ns))}")
-        sampling = Sampling(n=n, temperature=0.9, top_p=0.95, top_k=50,
-                            max_new_tokens=self.cfg.max_new_tokens, seed=self.seed * 7 + 1)
         ev = strategies.evaluate(self.engine(model), self.bench, self.test, n=n, greedy=False,
-                                 sampling=sampling, also_at=ns,
+                                 sampling=self.sampling(n, self.seed * 7 + 1), also_at=ns,
                                  max_new_tokens=self.cfg.max_new_tokens)
         _write_json(path, ev.metrics)
         _write_outcomes(stage / "outcomes_sampled.jsonl", ev.outcomes)
@@ -187,14 +201,9 @@ class Demo:
     def final_metrics(self, stage: "Stage", ns: tuple[int, ...] | None = None) -> dict[str, float]:
         """The last greedy figure plus the sampled metrics at N (and any other ``ns``)."""
         metrics = dict(stage.history[-1]["metrics"])
-        metrics.update(self.sampled(stage.path, self.final_model(stage), ns or (self.cfg.n,)))
+        metrics.update(self.sampled(stage.path, stage.final_model, ns or (self.cfg.n,)))
         stage.history[-1]["metrics"] = metrics
         return metrics
-
-    @staticmethod
-    def final_model(stage: "Stage") -> str:
-        pointer = stage.path / "final_model"
-        return pointer.read_text() if pointer.exists() else stage.model
 
     # ------------------------------------------------------------- stages
     def pretrain(self) -> Stage:
@@ -212,7 +221,7 @@ class Demo:
                      f"({'tied' if self.cfg.tie_embeddings else 'untied'} embeddings)")
             build_tiny_model("qwen2_vl", init, size=self.cfg.model_size, seed=self.seed,
                              tie_embeddings=self.cfg.tie_embeddings)
-        world = dataclasses.replace(self.world, templates=ONE_STEP)
+        world = self.cfg.world(ONE_STEP)
         perception = ShapesBenchmark(config=world, seed=2000 + self.seed,
                                      sizes={"val": self.cfg.n_pretrain}).load("val")
         rows = []
@@ -267,7 +276,6 @@ class Demo:
         from r3v_train.reflect import ReflectConfig, build_examples, combine
 
         from r3v_eval import strategies
-        from r3v_eval.engines.base import Sampling
 
         stage = Stage(self.out / method, history=list(warm.history))
         pool = SamplePool(stage.path / "pool")
@@ -285,11 +293,8 @@ class Demo:
                 pool.append(SamplePool(shared.parent).read_iteration(0))
             if not pool.done_keys(t - 1):
                 self.log(f"{method} iteration {t}: sampling {len(self.train)} x {self.cfg.n}")
-                sampling = Sampling(n=self.cfg.n, temperature=0.9, top_p=0.95, top_k=50,
-                                    max_new_tokens=self.cfg.max_new_tokens,
-                                    seed=self.seed * 1000 + t)
                 cands = strategies.sample_candidates(self.engine(sampler), self.bench, self.train,
-                                                     sampling)
+                                                     self.sampling(self.cfg.n, self.seed * 1000 + t))
                 new = []
                 for p, replies in zip(self.train, cands):
                     for j, reply in enumerate(replies):
@@ -311,7 +316,7 @@ class Demo:
             ev = self.greedy(it, f"iter{t}", sampler)
             stage.history.append({"iteration": t, "metrics": ev, "pool": stats,
                                   "examples": data.counts, "steps": steps_used})
-        stage.path.joinpath("final_model").write_text(sampler)
+        stage.last_model = sampler
         return stage
 
     def control(self, warm: Stage, steps: int) -> Stage:

@@ -30,14 +30,8 @@ from r3v_eval.benchmarks.shapes import ShapesBenchmark
 from r3v_eval.engines.base import GenRequest, Sampling
 from r3v_eval.engines.chat import chat_text
 from r3v_eval.engines.hf import HFEngine
-from r3v_eval.shapes_world import ShapesConfig, count
+from r3v_eval.shapes_world import count
 from r3v_train.demo import ONE_STEP, DemoConfig
-
-
-def world(cfg: DemoConfig, templates) -> ShapesConfig:
-    return ShapesConfig(grid_size=cfg.grid_size, image_size=cfg.image_size, colors=cfg.colors,
-                        shapes=cfg.shapes, min_objects=cfg.min_objects,
-                        max_objects=cfg.max_objects, templates=tuple(templates))
 
 
 def first_number(text: str) -> int | None:
@@ -65,7 +59,7 @@ def main() -> None:
     cfg = DemoConfig()
 
     # 1-2: what the model says
-    probs = ShapesBenchmark(config=world(cfg, ONE_STEP), seed=777,
+    probs = ShapesBenchmark(config=cfg.world(ONE_STEP), seed=777,
                             sizes={"val": args.n}).load("val")
     engine = HFEngine(args.model, device="cpu", dtype="float32", batch_size=64)
     replies = engine.generate([GenRequest(p.question, p.load_image(), {}) for p in probs],
@@ -88,7 +82,7 @@ def main() -> None:
 
     processor = AutoProcessor.from_pretrained(args.model)
     model = AutoModelForImageTextToText.from_pretrained(args.model).eval()
-    colour_qs = ShapesBenchmark(config=world(cfg, ("count_color",)), seed=782,
+    colour_qs = ShapesBenchmark(config=cfg.world(("count_color",)), seed=782,
                                 sizes={"val": args.n}).load("val")
     cells, labels, hidden, counts = [], [], [], []
     kinds = [(c, s) for c in cfg.colors for s in cfg.shapes]
