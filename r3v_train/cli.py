@@ -6,6 +6,7 @@
     r3v demo                                   the embedded default (no network)
     r3v eval --model r3v_select --tasks ...    lmms-eval with the r3v tasks included
     r3v tasks-dir                              print the r3v task folder (for --include_path)
+    r3v doctor                                 check that the plain `lmms-eval` command runs
     r3v leaderboard RUN_OR_RESULTS... [--out FILE.md]   comparison tables (+ CSV, PNG)
 """
 
@@ -93,6 +94,12 @@ def _cmd_tasks_dir(args: argparse.Namespace) -> int:
 
     print(tasks_dir())
     return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from r3v_eval.lmms.doctor import main as doctor
+
+    return doctor()
 
 
 def _cmd_eval(argv: list[str]) -> int:
@@ -195,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tasks-dir", help="print the folder of the r3v_* lmms-eval task YAMLs")
     p.set_defaults(func=_cmd_tasks_dir)
+
+    p = sub.add_parser("doctor", help="check that the plain `lmms-eval` command runs the r3v "
+                                      "tasks on this install (exit 1 with the reason if not)")
+    p.set_defaults(func=_cmd_doctor)
     # `r3v eval ...` is dispatched in main() before parsing (its flags are lmms-eval's own);
     # registered here only so that `r3v --help` lists it.
     sub.add_parser("eval", add_help=False,

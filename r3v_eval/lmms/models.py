@@ -15,13 +15,19 @@ task's document (so it only runs on the ``r3v_*`` tasks), asks the question in i
 The JSON output (:func:`r3v_eval.lmms.docs.encode_samples`) lets the task's
 ``process_results`` compute ``accuracy`` plus ``majority_at_n`` / ``select_at_n`` /
 ``pass_at_n`` from one generation. Decoding is set by ``--model_args`` only (see
-:mod:`r3v_eval.lmms.args`); the task's ``generation_kwargs`` and ``--gen_kwargs`` are ignored,
-because the strategy defines how each stage decodes (greedy CoT, sampled candidates, greedy
-selection).
+:mod:`r3v_eval.lmms.args`), because the strategy defines how each stage decodes (greedy CoT,
+sampled candidates, greedy selection). The task's ``generation_kwargs`` and ``--gen_kwargs``
+are not used; every setting they ask for that differs from what the model does is named in a
+warning (:meth:`R3VModel.overridden_gen_kwargs`), never dropped silently.
+
+Under ``accelerate launch`` (``WORLD_SIZE`` > 1) each process loads the model on its own GPU
+(``cuda:<local rank>``), or on the CPU when there is none; lmms-eval shards the documents by
+rank and gathers the metrics.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -36,6 +42,10 @@ from r3v_eval.benchmarks.base import Problem
 from r3v_eval.engines import Sampling, load_engine
 from r3v_eval.lmms import docs as _docs
 from r3v_eval.lmms.args import SAMPLING_KEYS, ModelArgs, parse_model_args
+
+
+#: stop strings r3v models honour implicitly (they always stop at the end of the turn)
+END_OF_TURN = ("<|im_end|>", "</s>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
 
 
 class R3VModel(lmms):
@@ -57,7 +67,10 @@ class R3VModel(lmms):
             self.accelerator = Accelerator()
             self._rank = self.accelerator.process_index
             self._world_size = self.accelerator.num_processes
-            device = f"cuda:{self.accelerator.local_process_index}"
+            import torch
+
+            device = (f"cuda:{self.accelerator.local_process_index}"
+                      if torch.cuda.is_available() else "cpu")
         engine_kwargs = self.args.engine_kwargs()
         if device is not None:
             engine_kwargs["device"] = device
@@ -71,6 +84,16 @@ class R3VModel(lmms):
             if unused:
                 logger.warning(f"{self.model_name} decodes greedily; model_args "
                                f"{', '.join(unused)} are not used")
+
+    @property
+    def device(self):
+        """Where the model runs (lmms-eval places its cross-process counters here)."""
+        import torch
+
+        engine_device = getattr(self.engine, "device", None)
+        if engine_device is not None:
+            return torch.device(engine_device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     # ------------------------------------------------------------ lmms API
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
@@ -87,8 +110,8 @@ class R3VModel(lmms):
             return []
         if not getattr(self, "_announced", False):
             self._announced = True
-            logger.info(f"{self.model_name}: {self.describe()} (the tasks' generation_kwargs and "
-                        "--gen_kwargs are not used by r3v models)")
+            logger.info(f"{self.model_name}: {self.describe()}")
+        self._report_gen_kwargs(requests)
         problems = [self._problem(req) for req in requests]
         groups: OrderedDict[str, list[int]] = OrderedDict()
         for i, p in enumerate(problems):
@@ -100,6 +123,51 @@ class R3VModel(lmms):
             for i, text in zip(idxs, texts):
                 outputs[i] = text
         return outputs  # type: ignore[return-value]
+
+    # ------------------------------------------------- generation settings
+    def decoding(self) -> dict[str, Any]:
+        """How this model decodes its solutions, in lmms-eval's ``gen_kwargs`` vocabulary."""
+        a = self.args
+        if self.strategy == "greedy":
+            return {"max_new_tokens": a.max_new_tokens, "do_sample": False, "temperature": 0}
+        return {"max_new_tokens": a.max_new_tokens, "do_sample": True, "temperature": a.temperature,
+                "top_p": a.top_p, "top_k": a.top_k}
+
+    def overridden_gen_kwargs(self, gen_kwargs: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """``{key: (asked, used)}`` for every setting in ``gen_kwargs`` that this model does not
+        apply as asked (``used`` is None for a key it has no counterpart for). ``until`` is
+        honoured only as "stop at the end of the turn", which r3v models always do."""
+        used = self.decoding()
+        out: dict[str, tuple[Any, Any]] = {}
+        for key, asked in (gen_kwargs or {}).items():
+            if key == "until":
+                stops = [asked] if isinstance(asked, str) else list(asked or [])
+                if any(s not in END_OF_TURN for s in stops):
+                    out[key] = (asked, list(END_OF_TURN))
+            elif key in used:
+                same = (float(asked) == float(used[key]) if isinstance(asked, (int, float))
+                        and isinstance(used[key], (int, float)) else asked == used[key])
+                if not same:
+                    out[key] = (asked, used[key])
+            else:
+                out[key] = (asked, None)
+        return out
+
+    def _report_gen_kwargs(self, requests: Sequence[Instance]) -> None:
+        reported: set[str] = self.__dict__.setdefault("_gen_kwargs_reported", set())
+        for req in requests:
+            gen_kwargs = req.args[1] if len(req.args) > 1 and isinstance(req.args[1], dict) else {}
+            key = json.dumps(gen_kwargs, sort_keys=True, default=str)
+            if key in reported:
+                continue
+            reported.add(key)
+            diff = self.overridden_gen_kwargs(gen_kwargs)
+            if diff:
+                what = "; ".join(f"{k}={asked!r} -> {'not used' if used is None else repr(used)}"
+                                 for k, (asked, used) in diff.items())
+                logger.warning(f"{self.model_name} decodes by its --model_args, not by the task's "
+                               f"generation_kwargs / --gen_kwargs: {what} (set max_new_tokens, "
+                               "temperature, top_p, top_k, n in --model_args)")
 
     # ------------------------------------------------------------- helpers
     def _problem(self, req: Instance) -> Problem:

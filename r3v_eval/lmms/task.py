@@ -14,6 +14,17 @@ so the task and the training code read the same data the same way:
 
 A task YAML names its benchmark under ``dataset_kwargs: {benchmark: NAME}`` (by default the
 task name without its ``r3v_`` prefix). The documents follow :mod:`r3v_eval.lmms.docs`.
+
+**Every lmms-eval model runs these tasks.** lmms-eval has two request shapes: *simple* models
+(``qwen2_vl``, ``llava_hf``, the r3v models, ...) unpack ``(context, gen_kwargs, doc_to_visual,
+doc_id, task, split)``; *chat* models (``huggingface``, ``vllm``, ``qwen2_5_vl`` chat, ...)
+unpack ``(context, doc_to_messages, gen_kwargs, doc_id, task, split)``. For YAML-only tasks
+lmms-eval picks ``ConfigurableTask`` or ``ConfigurableMessagesTask`` by the model's
+``is_simple``; a python task class (``class:``, which R3VTask needs to load its documents) is
+built without being told the model. So R3VTask is both: it reads ``is_simple`` from the model
+that lmms-eval's ``evaluate(lm, ...)`` is building requests for (:func:`calling_model`) and
+builds that model's shape. The chat messages are one user turn, ``[picture, CoT prompt]``,
+the same text a simple model is given; every model is scored by the benchmark's own rules.
 """
 
 from __future__ import annotations
@@ -21,7 +32,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from lmms_eval.api.task import ConfigurableTask
+import inspect
+
+from lmms_eval.api.model import lmms
+from lmms_eval.api.task import ConfigurableMessagesTask, ConfigurableTask
 from loguru import logger
 
 from r3v_eval import prompts
@@ -36,14 +50,51 @@ def env_name(template: str, benchmark: str) -> str:
     return template.format(benchmark.upper().replace("-", "_"))
 
 
-class R3VTask(ConfigurableTask):
-    """A ConfigurableTask that builds its documents from an r3v benchmark."""
+SIMPLE, CHAT = "simple", "chat"
+
+
+def calling_model() -> lmms | None:
+    """The lmms-eval model whose requests are being built: the ``lm`` argument of lmms-eval's
+    ``evaluate(lm, task_dict, ...)``, found on the call stack (None outside an evaluation)."""
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            candidate = frame.f_locals.get("lm")
+            if isinstance(candidate, lmms):
+                return candidate
+            frame = frame.f_back
+        return None
+    finally:
+        del frame
+
+
+class R3VTask(ConfigurableMessagesTask):
+    """A task that builds its documents from an r3v benchmark and serves simple and chat
+    models alike (see the module docstring)."""
 
     def __init__(self, *args: Any, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         if config is not None:
             config = dict(config)
             config.pop("class", None)  # lmms-eval leaves the YAML's `class:` in the config
         super().__init__(*args, config=config, **kwargs)
+        self.request_shape = SIMPLE
+
+    def build_all_requests(self, **kwargs: Any) -> None:
+        model = calling_model()
+        if model is None:
+            logger.warning(f"[{self.config.task}] building requests outside lmms-eval's evaluate(); "
+                           "using the simple request shape (context, gen_kwargs, doc_to_visual, ...)")
+            self.request_shape = SIMPLE
+        else:
+            self.request_shape = SIMPLE if getattr(model, "is_simple", True) else CHAT
+        logger.info(f"[{self.config.task}] {self.request_shape} requests for "
+                    f"{type(model).__name__ if model is not None else 'an unknown model'}")
+        return super().build_all_requests(**kwargs)
+
+    def construct_requests(self, doc_id: int, ctx: str, **kwargs: Any):
+        if self.request_shape == CHAT:
+            return ConfigurableMessagesTask.construct_requests(self, doc_id, ctx, **kwargs)
+        return ConfigurableTask.construct_requests(self, doc_id, ctx, **kwargs)
 
     def download(self, dataset_kwargs: dict[str, Any] | None = None) -> None:
         import datasets
