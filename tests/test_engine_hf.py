@@ -58,6 +58,45 @@ def test_n_samples_per_prompt_and_seeds_reproduce(engine):
     assert any(len(set(r)) > 1 for r in first), "samples of one prompt should differ"
 
 
+def test_samples_do_not_depend_on_batching(engine, tiny_qwen):
+    """A request's samples depend on the seed and the request only: not on the batch size,
+    the other requests in its batch, or their order (what makes multi-process evaluation and
+    sharded pool sampling give the figures of one process)."""
+    reqs = _requests()
+    s = Sampling(n=3, temperature=1.0, top_p=0.9, top_k=20, max_new_tokens=8, seed=5)
+    together = engine.generate(reqs, s, progress=False)
+    single = _no_eos(HFEngine(str(tiny_qwen), device="cpu", batch_size=1))
+    alone = single.generate(reqs, s, progress=False)
+    reversed_order = engine.generate(reqs[::-1], s, progress=False)[::-1]
+    subset = engine.generate([reqs[2], reqs[0]], s, progress=False)
+    assert together == alone == reversed_order
+    assert subset == [together[2], together[0]]
+
+
+def test_sampler_draws_from_the_softmax():
+    """The per-row Gumbel-max sampler picks tokens with the softmax's frequencies and keeps
+    each row's stream to itself."""
+    import torch
+
+    from r3v_eval.engines.hf import row_sampler
+
+    logits = torch.log(torch.tensor([[0.6, 0.3, 0.1, 1e-9]]))
+    counts = torch.zeros(4)
+    sampler = row_sampler(Sampling(n=1, temperature=1.0), [123], "cpu")
+    for _ in range(6000):
+        counts[sampler(None, logits.clone()).argmax(-1)] += 1
+    freq = counts / counts.sum()
+    assert torch.allclose(freq, torch.tensor([0.6, 0.3, 0.1, 0.0]), atol=0.025), freq
+    top1 = row_sampler(Sampling(n=1, temperature=1.0, top_k=1), [1], "cpu")
+    assert top1(None, logits.clone()).argmax(-1).item() == 0  # top-k filtering applied first
+    two = row_sampler(Sampling(n=1, temperature=1.0), [7, 8], "cpu")
+    one = row_sampler(Sampling(n=1, temperature=1.0), [8], "cpu")
+    flat = torch.zeros(1, 50)
+    picks_two = [tuple(two(None, flat.repeat(2, 1)).argmax(-1).tolist()) for _ in range(20)]
+    picks_one = [one(None, flat.clone()).argmax(-1).item() for _ in range(20)]
+    assert [p[1] for p in picks_two] == picks_one
+
+
 def test_stop_strings_cut_completions(engine):
     out = engine.generate(_requests()[:1], Sampling(max_new_tokens=8), progress=False)[0][0]
     stop = out.split()[1] if len(out.split()) > 1 else out[1:3]

@@ -32,8 +32,10 @@ class _FakeLLM:
 
     def generate(self, prompts, params, lora_request=None, use_tqdm=True):
         self.calls.append((prompts, params, lora_request))
-        return [_RequestOutput([_Completion(f" reply {i}.{j} STOP tail") for j in range(params.n)])
-                for i, _ in enumerate(prompts)]
+        per_prompt = params if isinstance(params, list) else [params] * len(prompts)
+        assert len(per_prompt) == len(prompts)
+        return [_RequestOutput([_Completion(f" reply {i}.{j} STOP tail") for j in range(p.n)])
+                for i, p in enumerate(per_prompt)]
 
 
 @dataclass
@@ -94,14 +96,22 @@ def test_builds_multimodal_requests_and_reads_n_outputs(fake_vllm):
                         stop=("STOP",))
     out = eng.generate(reqs, sampling, progress=False)
     assert out == [[f"reply {i}.{j}" for j in range(3)] for i in range(2)]
-    prompts, params, lora = llm.calls[0]
+    prompts, per_prompt, lora = llm.calls[0]
     assert prompts[0] == {"prompt": "USER: <IMG> How many? ASSISTANT:",
                           "multi_modal_data": {"image": img}}
     assert prompts[1] == {"prompt": "USER: Text only ASSISTANT:"}
-    assert (params.n, params.temperature, params.top_p, params.top_k) == (3, 0.9, 0.95, 50)
-    assert params.max_tokens == 384  # never vLLM's default of 16
-    assert params.seed == 7 and params.stop == ["STOP"]
+    for params in per_prompt:
+        assert (params.n, params.temperature, params.top_p, params.top_k) == (3, 0.9, 0.95, 50)
+        assert params.max_tokens == 384  # never vLLM's default of 16
+        assert params.stop == ["STOP"]
     assert lora is None
+    # each request its own seed, from the run's seed and the request's content only
+    from r3v_eval.engines.base import request_seed
+
+    assert [p.seed for p in per_prompt] == [request_seed(7, r) for r in reqs]
+    assert per_prompt[0].seed != per_prompt[1].seed
+    eng.generate(reqs[::-1], sampling, progress=False)
+    assert [p.seed for p in llm.calls[1][1]] == [request_seed(7, r) for r in reqs[::-1]]
 
 
 def test_greedy_maps_to_temperature_zero_without_top_k(fake_vllm):

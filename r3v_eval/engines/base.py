@@ -6,6 +6,7 @@ each request, ``n`` completions. Greedy decoding is ``temperature == 0``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
@@ -50,6 +51,25 @@ class GenRequest:
     prompt: str
     image: Any = None  # a PIL image or None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def request_seed(seed: int, request: GenRequest) -> int:
+    """The sampling seed of one request: a hash of the run's ``seed`` and the request's content
+    (prompt text and picture), so that a request's samples do not depend on which requests
+    share its batch, its process or its run: the same figures at any batch size, under any
+    number of ``accelerate`` processes, and on re-evaluation."""
+    digest = hashlib.sha256(f"{int(seed)}\x00{request.prompt}".encode("utf-8"))
+    image = request.image
+    if image is not None:
+        digest.update(f"\x00{getattr(image, 'mode', '')}{getattr(image, 'size', '')}".encode())
+        digest.update(image.tobytes() if hasattr(image, "tobytes") else str(image).encode())
+    return int.from_bytes(digest.digest()[:8], "little") >> 1  # 63 bits: a valid torch seed
+
+
+def sample_seeds(seed: int, request: GenRequest, n: int) -> list[int]:
+    """One seed per sample of ``request`` (sample ``j`` of ``n``)."""
+    base = request_seed(seed, request)
+    return [(base + j * 0x9E3779B97F4A7C15) % (1 << 63) for j in range(n)]
 
 
 class Engine(Protocol):

@@ -4,8 +4,14 @@
   are processed once per request, not once per sample;
 * requests are sorted by length (and grouped by whether they carry an image) to cut
   padding, then returned in the caller's order;
-* sampling is reproducible: with ``Sampling.seed`` set, batch ``b`` is seeded with
-  ``seed + b``, so the same requests, batch size and seed give the same samples;
+* sampling is reproducible and independent of batching: every sample has its own random
+  stream, seeded from ``Sampling.seed`` and the request's content
+  (:func:`~r3v_eval.engines.base.sample_seeds`), and draws its token at each step as the
+  argmax of the warped logits plus Gumbel noise from that stream -- an exact draw from the
+  softmax after temperature / top-k / top-p, as transformers' sampler makes, but one that
+  no other row's draws can shift. The same request and seed give the same samples at any
+  batch size and under any number of processes (up to floating-point differences between
+  padded and unpadded forward passes, which the tests check do not show);
 * works with any ``AutoModelForImageTextToText`` whose processor has a chat template
   (Qwen2-VL, Qwen2.5-VL, LLaVA-1.5), with an optional PEFT LoRA adapter.
 """
@@ -16,7 +22,7 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from r3v_eval.engines.base import GenRequest, Sampling, cut_at_stop
+from r3v_eval.engines.base import GenRequest, Sampling, cut_at_stop, sample_seeds
 from r3v_eval.engines.chat import chat_text
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -112,7 +118,9 @@ class HFEngine:
                 batches.append([i])
         return batches
 
-    def _encode(self, reqs: list[GenRequest]):
+    def _encode(self, reqs: list[GenRequest], copies: int = 1):
+        """Processor inputs of ``reqs``, each request repeated ``copies`` times in a row."""
+        reqs = [r for r in reqs for _ in range(copies)]
         texts = [chat_text(self.processor, r.prompt, r.image is not None) for r in reqs]
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if reqs[0].image is not None:
@@ -124,16 +132,13 @@ class HFEngine:
 
     def _gen_kwargs(self, sampling: Sampling) -> dict[str, Any]:
         tok = self.processor.tokenizer
+        # sampled rows draw their own tokens (_RowSampler); transformers decodes "greedily"
+        # over the one-hot scores it leaves, so its own sampler and warpers stay off
         kw: dict[str, Any] = {
             "max_new_tokens": sampling.max_new_tokens,
-            "num_return_sequences": sampling.n,
             "pad_token_id": tok.pad_token_id,
+            "do_sample": False, "temperature": None, "top_p": None, "top_k": None,
         }
-        if sampling.greedy:
-            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kw.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p,
-                      top_k=sampling.top_k or None)
         if sampling.stop:
             kw.update(stop_strings=list(sampling.stop), tokenizer=tok)
         return kw
@@ -147,13 +152,17 @@ class HFEngine:
         batches = self._batches(requests)
         bar = tqdm(total=len(requests), desc=f"generate (n={sampling.n})", disable=not progress,
                    unit="prompt")
-        for b, idxs in enumerate(batches):
+        seed = sampling.seed if sampling.seed is not None else int(torch.seed() >> 1)
+        for idxs in batches:
             reqs = [requests[i] for i in idxs]
-            inputs = self._encode(reqs)
-            if sampling.seed is not None:
-                torch.manual_seed(sampling.seed + b)
+            copies = 1 if sampling.greedy else sampling.n
+            inputs = self._encode(reqs, copies)
+            extra: dict[str, Any] = {}
+            if not sampling.greedy:
+                seeds = [s for r in reqs for s in sample_seeds(seed, r, sampling.n)]
+                extra["logits_processor"] = row_sampler(sampling, seeds, self.device)
             with torch.inference_mode():
-                out = self.model.generate(**inputs, **gen_kwargs)
+                out = self.model.generate(**inputs, **gen_kwargs, **extra)
             new_tokens = out[:, inputs["input_ids"].shape[1]:]
             texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
             for j, i in enumerate(idxs):
@@ -162,3 +171,43 @@ class HFEngine:
             bar.update(len(idxs))
         bar.close()
         return results  # type: ignore[return-value]
+
+
+def row_sampler(sampling: Sampling, seeds: Sequence[int], device):
+    """transformers logits processors that sample each row from its own seeded stream:
+    temperature, top-k and top-p warping as transformers applies them, then
+    :class:`_RowSampler`."""
+    from transformers import (LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
+                              TopPLogitsWarper)
+
+    procs = [TemperatureLogitsWarper(sampling.temperature)]
+    if sampling.top_k:
+        procs.append(TopKLogitsWarper(sampling.top_k))
+    if sampling.top_p < 1.0:
+        procs.append(TopPLogitsWarper(sampling.top_p))
+    procs.append(_RowSampler(seeds, device))
+    return LogitsProcessorList(procs)
+
+
+class _RowSampler:
+    """Picks each row's next token as argmax(scores + Gumbel noise) with the noise drawn from
+    that row's own generator (the Gumbel-max trick: an exact sample from softmax(scores)), and
+    returns scores that make that token the only choice."""
+
+    def __init__(self, seeds: Sequence[int], device) -> None:
+        import torch
+
+        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if scores.shape[0] != len(self.generators):
+            raise RuntimeError(f"row sampler: {scores.shape[0]} rows, {len(self.generators)} seeds")
+        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g, device=scores.device)
+                               for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
+        choice = (scores.float() + gumbel).argmax(dim=-1)
+        picked = torch.full_like(scores, float("-inf"))
+        picked[torch.arange(scores.shape[0], device=scores.device), choice] = 0.0
+        return picked

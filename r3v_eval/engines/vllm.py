@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from r3v_eval.engines.base import GenRequest, Sampling, cut_at_stop
+from r3v_eval.engines.base import GenRequest, Sampling, cut_at_stop, request_seed
 from r3v_eval.engines.chat import chat_text
 
 _LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -83,14 +83,20 @@ class VLLMEngine:
             self.lora_request = self._LoRARequest("r3v_adapter", 1, str(adapter))
         self.llm = vllm.LLM(**llm_kwargs)
 
-    def sampling_params(self, sampling: Sampling):
+    def sampling_params(self, sampling: Sampling, request: GenRequest | None = None):
+        """vLLM's SamplingParams; sampled requests get their own seed
+        (:func:`~r3v_eval.engines.base.request_seed`), as in the hf engine, so a request's
+        samples do not depend on its batch or process."""
+        seed = sampling.seed
+        if request is not None and seed is not None and not sampling.greedy:
+            seed = request_seed(seed, request)
         return self._vllm.SamplingParams(
             n=sampling.n,
             temperature=sampling.temperature,
             top_p=sampling.top_p if not sampling.greedy else 1.0,
             top_k=(sampling.top_k or -1) if not sampling.greedy else -1,
             max_tokens=sampling.max_new_tokens,
-            seed=sampling.seed,
+            seed=seed,
             stop=list(sampling.stop) or None,
         )
 
@@ -103,7 +109,8 @@ class VLLMEngine:
     def generate(self, requests: Sequence[GenRequest], sampling: Sampling,
                  progress: bool = True) -> list[list[str]]:
         prompts = [self.build_prompt(r) for r in requests]
-        outputs = self.llm.generate(prompts, self.sampling_params(sampling),
+        params = [self.sampling_params(sampling, r) for r in requests]
+        outputs = self.llm.generate(prompts, params,
                                     lora_request=self.lora_request, use_tqdm=progress)
         if len(outputs) != len(requests):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
