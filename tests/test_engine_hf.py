@@ -135,6 +135,26 @@ def test_llava_generates_with_images(tiny_llava):
     assert [len(r) for r in out] == [2, 2, 2] and all(all(x for x in r) for r in out)
 
 
+def test_pixel_bounds_use_the_supported_size_form(tiny_qwen):
+    """max_pixels / min_pixels cap the image tokens through the image processor's ``size``,
+    without transformers' deprecation warning for the keyword form (on every call)."""
+    import warnings
+
+    from r3v_eval.engines.hf import load_processor
+
+    image = Image.new("RGB", (112, 112), "red")
+    text = ["<|vision_start|><|image_pad|><|vision_end|>How many?"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        capped = load_processor(str(tiny_qwen), max_pixels=56 * 56)
+        grid = capped(text=text, images=[image])["image_grid_thw"][0].tolist()
+        both = load_processor(str(tiny_qwen), max_pixels=56 * 56, min_pixels=28 * 28)
+    full = load_processor(str(tiny_qwen))(text=text, images=[image])["image_grid_thw"][0].tolist()
+    assert grid == [1, 4, 4] and full == [1, 8, 8]
+    assert (both.image_processor.size.longest_edge, both.image_processor.size.shortest_edge) == \
+        (56 * 56, 28 * 28)
+
+
 def test_bad_options_are_clear_errors(tiny_qwen, tiny_llava):
     with pytest.raises(ValueError, match="dtype"):
         HFEngine(str(tiny_qwen), dtype="fp8")

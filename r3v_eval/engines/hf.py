@@ -51,20 +51,32 @@ def resolve_dtype(dtype: str, device: str):
 
 
 def load_processor(pretrained: str, max_pixels: int | None = None, min_pixels: int | None = None):
-    """AutoProcessor with left padding; pixel bounds only for Qwen2-VL-family processors."""
+    """AutoProcessor with left padding; pixel bounds only for Qwen2-VL-family processors.
+
+    The bounds are set the way transformers 5 supports them, as the image processor's
+    ``size`` (``longest_edge`` = max pixels, ``shortest_edge`` = min pixels; the other bound
+    stays the checkpoint's own), not as ``max_pixels=`` / ``min_pixels=`` keywords, which
+    transformers deprecates and warns about on every processor call."""
+    import dataclasses
+
     from transformers import AutoProcessor
 
-    kwargs: dict[str, Any] = {}
-    if max_pixels is not None:
-        kwargs["max_pixels"] = int(max_pixels)
-    if min_pixels is not None:
-        kwargs["min_pixels"] = int(min_pixels)
-    processor = AutoProcessor.from_pretrained(pretrained, **kwargs)
-    if kwargs and not hasattr(processor.image_processor, "merge_size"):
-        raise ValueError(
-            f"max_pixels/min_pixels apply to Qwen2-VL-family processors only, not "
-            f"{type(processor).__name__}"
-        )
+    processor = AutoProcessor.from_pretrained(pretrained)
+    if max_pixels is not None or min_pixels is not None:
+        image_processor = getattr(processor, "image_processor", None)
+        if image_processor is None or not hasattr(image_processor, "merge_size"):
+            raise ValueError(
+                f"max_pixels/min_pixels apply to Qwen2-VL-family processors only, not "
+                f"{type(processor).__name__}"
+            )
+        bounds = {}
+        if max_pixels is not None:
+            bounds["longest_edge"] = int(max_pixels)
+        if min_pixels is not None:
+            bounds["shortest_edge"] = int(min_pixels)
+        size = image_processor.size
+        image_processor.size = (dataclasses.replace(size, **bounds) if dataclasses.is_dataclass(size)
+                                else {**dict(size), **bounds})
     processor.tokenizer.padding_side = "left"
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
