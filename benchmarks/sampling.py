@@ -5,7 +5,7 @@ Measured side by side in one run, on the same model and the same shapes problems
 * **loop**: what lmms-eval's built-in wrappers do per request: process one prompt, call
   ``generate`` once, and repeat the whole thing for each of the N samples;
 * **engine**: :class:`r3v_eval.engines.hf.HFEngine`: batches of prompts with left padding,
-  N samples per prompt in one call (``num_return_sequences``);
+  N samples per prompt in one call (each sample a row with its own seeded random stream);
 * **majority@N vs select@N**: majority vote costs the N samples; selection costs the same
   samples plus one greedy pass over the self-select prompt.
 

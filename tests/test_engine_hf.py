@@ -73,28 +73,43 @@ def test_samples_do_not_depend_on_batching(engine, tiny_qwen):
     assert subset == [together[2], together[0]]
 
 
-def test_sampler_draws_from_the_softmax():
-    """The per-row Gumbel-max sampler picks tokens with the softmax's frequencies and keeps
-    each row's stream to itself."""
+def _draws(sampling, logits, seeds, steps):
+    from r3v_eval.engines.hf import RowSampler
+
+    sampler = RowSampler(sampling, seeds, "cpu")
+    return [sampler(None, logits.clone()).argmax(-1).tolist() for _ in range(steps)]
+
+
+def test_sampler_draws_from_the_warped_softmax():
+    """The per-row Gumbel-max sampler picks tokens with the frequencies of the softmax after
+    temperature / top-k / top-p, and each row's draws depend on its own seed only."""
+    import math
+
     import torch
 
-    from r3v_eval.engines.hf import row_sampler
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05, 0.0])
+    logits = torch.log(probs.clamp_min(1e-12))[None]
+    rows = 4000
 
-    logits = torch.log(torch.tensor([[0.6, 0.3, 0.1, 1e-9]]))
-    counts = torch.zeros(4)
-    sampler = row_sampler(Sampling(n=1, temperature=1.0), [123], "cpu")
-    for _ in range(6000):
-        counts[sampler(None, logits.clone()).argmax(-1)] += 1
-    freq = counts / counts.sum()
-    assert torch.allclose(freq, torch.tensor([0.6, 0.3, 0.1, 0.0]), atol=0.025), freq
-    top1 = row_sampler(Sampling(n=1, temperature=1.0, top_k=1), [1], "cpu")
-    assert top1(None, logits.clone()).argmax(-1).item() == 0  # top-k filtering applied first
-    two = row_sampler(Sampling(n=1, temperature=1.0), [7, 8], "cpu")
-    one = row_sampler(Sampling(n=1, temperature=1.0), [8], "cpu")
+    def freq(sampling):
+        picks = torch.tensor(_draws(sampling, logits.repeat(rows, 1), list(range(rows)), 1)[0])
+        return torch.bincount(picks, minlength=5).float() / rows
+
+    assert torch.allclose(freq(Sampling(temperature=1.0)), probs, atol=0.03)
+    hot = probs ** 2 / (probs ** 2).sum()  # temperature 0.5 squares the probabilities
+    assert torch.allclose(freq(Sampling(temperature=0.5)), hot, atol=0.03)
+    top2 = torch.tensor([0.5, 0.3, 0, 0, 0]) / 0.8
+    assert torch.allclose(freq(Sampling(temperature=1.0, top_k=2)), top2, atol=0.03)
+    nucleus = torch.tensor([0.5, 0.3, 0.15, 0, 0]) / 0.95  # smallest set reaching 0.9
+    assert torch.allclose(freq(Sampling(temperature=1.0, top_p=0.9)), nucleus, atol=0.03)
+    assert torch.allclose(freq(Sampling(temperature=1.0, top_k=4, top_p=0.9)), nucleus, atol=0.03)
+    assert math.isclose(freq(Sampling(temperature=1.0, top_k=1))[0].item(), 1.0)
+    # a row's draws over many steps depend only on its seed, not on the rows beside it
     flat = torch.zeros(1, 50)
-    picks_two = [tuple(two(None, flat.repeat(2, 1)).argmax(-1).tolist()) for _ in range(20)]
-    picks_one = [one(None, flat.clone()).argmax(-1).item() for _ in range(20)]
-    assert [p[1] for p in picks_two] == picks_one
+    two = _draws(Sampling(temperature=1.0), flat.repeat(2, 1), [7, 8], 30)
+    one = _draws(Sampling(temperature=1.0), flat, [8], 30)
+    assert [t[1] for t in two] == [t[0] for t in one]
+    assert len({t[0] for t in one}) > 10  # and they vary from step to step
 
 
 def test_stop_strings_cut_completions(engine):

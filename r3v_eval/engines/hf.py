@@ -4,14 +4,15 @@
   are processed once per request, not once per sample;
 * requests are sorted by length (and grouped by whether they carry an image) to cut
   padding, then returned in the caller's order;
-* sampling is reproducible and independent of batching: every sample has its own random
-  stream, seeded from ``Sampling.seed`` and the request's content
-  (:func:`~r3v_eval.engines.base.sample_seeds`), and draws its token at each step as the
-  argmax of the warped logits plus Gumbel noise from that stream -- an exact draw from the
-  softmax after temperature / top-k / top-p, as transformers' sampler makes, but one that
-  no other row's draws can shift. The same request and seed give the same samples at any
-  batch size and under any number of processes (up to floating-point differences between
-  padded and unpadded forward passes, which the tests check do not show);
+* sampling is reproducible and independent of batching: every sample has its own seed, from
+  ``Sampling.seed`` and the request's content (:func:`~r3v_eval.engines.base.sample_seeds`),
+  and :class:`RowSampler` draws its next token with the Gumbel-max trick, the noise a
+  counter-based hash of (sample seed, step, token id): an exact draw from the softmax after
+  temperature, top-k and top-p, as transformers' sampler makes, that no other row can shift.
+  The same request and seed give the same samples at any batch size and under any number of
+  processes (up to floating-point differences between padded and unpadded forward passes,
+  which the tests check do not show). With top-k set (the paper's 50) it never sorts the
+  vocabulary: top-p runs over the k best tokens only;
 * works with any ``AutoModelForImageTextToText`` whose processor has a chat template
   (Qwen2-VL, Qwen2.5-VL, LLaVA-1.5), with an optional PEFT LoRA adapter.
 """
@@ -130,9 +131,7 @@ class HFEngine:
                 batches.append([i])
         return batches
 
-    def _encode(self, reqs: list[GenRequest], copies: int = 1):
-        """Processor inputs of ``reqs``, each request repeated ``copies`` times in a row."""
-        reqs = [r for r in reqs for _ in range(copies)]
+    def _encode(self, reqs: list[GenRequest]):
         texts = [chat_text(self.processor, r.prompt, r.image is not None) for r in reqs]
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if reqs[0].image is not None:
@@ -144,13 +143,17 @@ class HFEngine:
 
     def _gen_kwargs(self, sampling: Sampling) -> dict[str, Any]:
         tok = self.processor.tokenizer
-        # sampled rows draw their own tokens (_RowSampler); transformers decodes "greedily"
-        # over the one-hot scores it leaves, so its own sampler and warpers stay off
         kw: dict[str, Any] = {
             "max_new_tokens": sampling.max_new_tokens,
+            "num_return_sequences": sampling.n,
             "pad_token_id": tok.pad_token_id,
-            "do_sample": False, "temperature": None, "top_p": None, "top_k": None,
         }
+        if sampling.greedy:
+            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            # RowSampler picks every token and leaves one-hot scores; transformers' own
+            # sampler then has one choice, and its warpers are switched off (neutral values)
+            kw.update(do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
         if sampling.stop:
             kw.update(stop_strings=list(sampling.stop), tokenizer=tok)
         return kw
@@ -167,12 +170,11 @@ class HFEngine:
         seed = sampling.seed if sampling.seed is not None else int(torch.seed() >> 1)
         for idxs in batches:
             reqs = [requests[i] for i in idxs]
-            copies = 1 if sampling.greedy else sampling.n
-            inputs = self._encode(reqs, copies)
+            inputs = self._encode(reqs)
             extra: dict[str, Any] = {}
-            if not sampling.greedy:
+            if not sampling.greedy:  # rows come out request by request, sample by sample
                 seeds = [s for r in reqs for s in sample_seeds(seed, r, sampling.n)]
-                extra["logits_processor"] = row_sampler(sampling, seeds, self.device)
+                extra["logits_processor"] = [RowSampler(sampling, seeds, self.device)]
             with torch.inference_mode():
                 out = self.model.generate(**inputs, **gen_kwargs, **extra)
             new_tokens = out[:, inputs["input_ids"].shape[1]:]
@@ -185,41 +187,75 @@ class HFEngine:
         return results  # type: ignore[return-value]
 
 
-def row_sampler(sampling: Sampling, seeds: Sequence[int], device):
-    """transformers logits processors that sample each row from its own seeded stream:
-    temperature, top-k and top-p warping as transformers applies them, then
-    :class:`_RowSampler`."""
-    from transformers import (LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper,
-                              TopPLogitsWarper)
 
-    procs = [TemperatureLogitsWarper(sampling.temperature)]
-    if sampling.top_k:
-        procs.append(TopKLogitsWarper(sampling.top_k))
-    if sampling.top_p < 1.0:
-        procs.append(TopPLogitsWarper(sampling.top_p))
-    procs.append(_RowSampler(seeds, device))
-    return LogitsProcessorList(procs)
+# splitmix64's constants as signed 64-bit integers (torch has no uint64 arithmetic)
+_MIX_1, _MIX_2 = -4658895280553007687, -7723592293110705685
+_GOLDEN = -7046029254386353131
 
 
-class _RowSampler:
-    """Picks each row's next token as argmax(scores + Gumbel noise) with the noise drawn from
-    that row's own generator (the Gumbel-max trick: an exact sample from softmax(scores)), and
-    returns scores that make that token the only choice."""
+def _shift_right(x, bits: int):
+    """Logical right shift of int64 tensors (torch's >> is arithmetic)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
 
-    def __init__(self, seeds: Sequence[int], device) -> None:
+
+def _mix(x):
+    """splitmix64's finalizer on int64 tensors (multiplication wraps around)."""
+    x = x ^ _shift_right(x, 30)
+    x = x * _MIX_1
+    x = x ^ _shift_right(x, 27)
+    x = x * _MIX_2
+    return x ^ _shift_right(x, 31)
+
+
+def uniform_noise(seeds, step: int, token_ids):
+    """Uniform numbers in (0, 1), one per (row seed, step, token id): a counter-based hash, so a
+    row's noise depends on nothing but its own seed, the step and the token."""
+    import torch
+
+    offset = ((step + 1) * _GOLDEN + (1 << 63)) % (1 << 64) - (1 << 63)  # wrapped to int64
+    key = _mix(token_ids.to(torch.int64) + offset)
+    key = _mix(key ^ seeds[:, None])
+    mantissa = _shift_right(key, 11).to(torch.float64)  # 53 random bits
+    return (mantissa + 0.5) / float(1 << 53)
+
+
+class RowSampler:
+    """A transformers logits processor that samples every row's next token itself.
+
+    Temperature, then top-k, then top-p (the smallest set of best tokens whose probability
+    reaches ``top_p``), as transformers' warpers apply them; then the Gumbel-max trick over what
+    is left, with each row's noise from :func:`uniform_noise` of its own seed. Returns scores
+    that allow only the chosen token."""
+
+    def __init__(self, sampling: Sampling, seeds: Sequence[int], device) -> None:
         import torch
 
-        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        self.temperature, self.top_k, self.top_p = sampling.temperature, sampling.top_k, sampling.top_p
+        self.seeds = torch.tensor([int(s) for s in seeds], dtype=torch.int64, device=device)
+        self.step = 0
 
     def __call__(self, input_ids, scores):
         import torch
 
-        if scores.shape[0] != len(self.generators):
-            raise RuntimeError(f"row sampler: {scores.shape[0]} rows, {len(self.generators)} seeds")
-        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g, device=scores.device)
-                               for g in self.generators])
-        gumbel = -torch.log(-torch.log(uniform.clamp(1e-20, 1.0 - 1e-7)))
-        choice = (scores.float() + gumbel).argmax(dim=-1)
-        picked = torch.full_like(scores, float("-inf"))
-        picked[torch.arange(scores.shape[0], device=scores.device), choice] = 0.0
-        return picked
+        if scores.shape[0] != self.seeds.shape[0]:
+            raise RuntimeError(f"row sampler: {scores.shape[0]} rows, {self.seeds.shape[0]} seeds")
+        logits = scores.float() / self.temperature
+        vocab = logits.shape[-1]
+        if self.top_k and self.top_k < vocab:
+            values, ids = logits.topk(self.top_k, dim=-1)  # sorted, best first
+        elif self.top_p < 1.0:
+            values, ids = logits.sort(dim=-1, descending=True)
+        else:
+            values = logits
+            ids = torch.arange(vocab, device=logits.device).expand_as(logits)
+        if self.top_p < 1.0:
+            probs = values.softmax(dim=-1)
+            before = probs.cumsum(dim=-1) - probs  # mass of the better tokens
+            values = values.masked_fill(before >= self.top_p, float("-inf"))  # keeps the best
+        noise = uniform_noise(self.seeds.to(logits.device), self.step, ids)
+        gumbel = -torch.log(-torch.log(noise))
+        pick = (values.double() + gumbel).argmax(dim=-1, keepdim=True)
+        token = ids.gather(-1, pick)
+        self.step += 1
+        chosen = torch.full_like(scores, float("-inf"))
+        return chosen.scatter_(-1, token, 0.0)
