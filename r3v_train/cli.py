@@ -161,14 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_data_shapes)
 
     p = sub.add_parser("tiny-model", help="build a tiny random-weight VLM offline")
-    p.add_argument("--arch", required=True, choices=["qwen2_vl", "qwen2_5_vl", "llava"])
+    from r3v_train.tiny import ARCHS  # import-light: no torch / transformers at module level
+
+    p.add_argument("--arch", required=True, choices=list(ARCHS))
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--size", default="tiny", choices=["tiny", "small"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tie-embeddings", dest="tie_embeddings", default=None,
                    action=argparse.BooleanOptionalAction,
                    help="share input embeddings and output head (default: as the real model: "
-                        "tied for Qwen, untied for LLaVA)")
+                        "tied for Qwen and Gemma 3, untied for LLaVA)")
     p.set_defaults(func=_cmd_tiny_model)
 
     p = sub.add_parser("train", help="run (or resume) a self-training recipe")

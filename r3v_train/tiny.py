@@ -15,6 +15,16 @@ Architectures (``arch``):
                 8x8 patches -> 16 image tokens (and larger images are scaled down to that budget).
 ``qwen2_5_vl``  ``Qwen2_5_VLForConditionalGeneration`` + ``Qwen2_5_VLProcessor``: as ``qwen2_vl``
                 with the Qwen2.5-VL vision tower (RMSNorm, SwiGLU, window attention).
+``qwen3_vl``    ``Qwen3VLForConditionalGeneration`` + ``Qwen3VLProcessor``: the Qwen3-VL vision tower
+                (patch 16, 2x2 merge, learned position embeddings, DeepStack features fed to the
+                first language layer), interleaved M-RoPE, ChatML without a default system
+                prompt (as Qwen3-VL's own template); ``min_pixels`` 64*64 and ``max_pixels``
+                128*128, so a 112x112 image is resized to 128x128 -> 8x8 patches -> 16 tokens.
+``gemma3``      ``Gemma3ForConditionalGeneration`` + ``Gemma3Processor``: a tiny SigLIP tower
+                (112x112, patch 14 -> 64 patches pooled to 16 image tokens) and a Gemma 3 text
+                model (one sliding-window and one global layer); Gemma's turn format
+                ``<start_of_turn>user ... <end_of_turn>`` with ``<start_of_image>``; a fixed
+                image-token count (``max_pixels`` does not apply).
 ``llava``       ``LlavaForConditionalGeneration`` + ``LlavaProcessor``: a tiny CLIP vision tower
                 (112x112 input; patch 28 -> 16 image tokens for ``tiny``, patch 16 -> 49 for
                 ``small``) and a tiny Llama text model; the LLaVA-1.5 conversation format
@@ -54,7 +64,8 @@ from pathlib import Path
 
 from r3v_train._tokenizer_corpus import corpus_lines
 
-ARCHS = ("qwen2_vl", "qwen2_5_vl", "llava")
+ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "gemma3", "llava")
+QWEN_ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 SIZES = ("tiny", "small")
 VOCAB_SIZE = 4096  # BPE target (upper bound; the corpus yields ~2.65k)
 INFO_FILE = "r3v_tiny.json"
@@ -71,14 +82,21 @@ QWEN_SPECIAL_TOKENS = (
     "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
 )
 LLAVA_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<image>")
+# Gemma 3's ids 0-3 are <pad>, <eos>, <bos>, <unk>, as in the real tokenizer
+GEMMA_SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>",
+                        "<start_of_image>", "<end_of_image>", "<image_soft_token>")
 
-QWEN_CHAT_TEMPLATE = (
-    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
-    "{% set ns = namespace(body='') %}"
-    "{% for message in messages %}"
+_QWEN_DEFAULT_SYSTEM = (
     "{% if loop.first and message['role'] != 'system' %}"
     "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
     "{% endif %}"
+)
+_QWEN_TEMPLATE_HEAD = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% set ns = namespace(body='') %}"
+    "{% for message in messages %}"
+)
+_QWEN_TEMPLATE_BODY = (
     "{% if message['content'] is string %}{% set ns.body = message['content'] %}"
     "{% else %}{% set ns.body = '' %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
@@ -102,6 +120,10 @@ QWEN_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+#: Qwen2-VL / Qwen2.5-VL: ChatML with the default system prompt
+QWEN_CHAT_TEMPLATE = _QWEN_TEMPLATE_HEAD + _QWEN_DEFAULT_SYSTEM + _QWEN_TEMPLATE_BODY
+#: Qwen3-VL: the same turns without a default system prompt (as Qwen3-VL's own template)
+QWEN3_CHAT_TEMPLATE = _QWEN_TEMPLATE_HEAD + _QWEN_TEMPLATE_BODY
 
 LLAVA_CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -118,6 +140,25 @@ LLAVA_CHAT_TEMPLATE = (
     "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{% set text = message['content'] %}{% set n_img = 0 %}"
+    "{% else %}"
+    "{% set text = message['content'] | selectattr('type', 'equalto', 'text') "
+    "| map(attribute='text') | join('\n') %}"
+    "{% set n_img = message['content'] | selectattr('type', 'equalto', 'image') | list | length %}"
+    "{% endif %}"
+    "{% if message['role'] == 'assistant' %}"
+    "<start_of_turn>model\n{% generation %}{{ text }}<end_of_turn>{% endgeneration %}{{ '\\n' }}"
+    "{% else %}"
+    "<start_of_turn>user\n{{ '<start_of_image>' * n_img }}{{ text }}<end_of_turn>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
 
 
@@ -144,11 +185,16 @@ _DIMS = {
                    vision_intermediate=512, llava_patch=16),
 }
 
-IMAGE_SIZE = 112          # the reference image side: 16 image tokens for Qwen2-VL at this size
+IMAGE_SIZE = 112          # the reference image side: 16 image tokens for every arch at this size
 QWEN_PATCH = 14
 QWEN_MERGE = 2
 QWEN_MIN_PIXELS = 56 * 56
 QWEN_MAX_PIXELS = IMAGE_SIZE * IMAGE_SIZE
+QWEN3_PATCH = 16          # Qwen3-VL: patch 16, so images snap to multiples of 32 pixels
+QWEN3_MIN_PIXELS = 64 * 64
+QWEN3_MAX_PIXELS = 128 * 128
+GEMMA_PATCH = 14          # SigLIP 112 / 14 = 8x8 patches, average-pooled to 4x4 image tokens
+GEMMA_IMAGE_TOKENS = 16
 
 
 def _check(arch: str, size: str) -> None:
@@ -194,6 +240,18 @@ def _build_tokenizer(arch: str):
             model_max_length=4096, padding_side="left", clean_up_tokenization_spaces=False,
         )
         tokenizer.chat_template = LLAVA_CHAT_TEMPLATE
+    elif arch == "gemma3":
+        backend = Tokenizer.from_str(_tokenizer_json(GEMMA_SPECIAL_TOKENS, VOCAB_SIZE))
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=backend,
+            bos_token="<bos>", eos_token="<eos>", unk_token="<unk>", pad_token="<pad>",
+            extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+                                  "image_token": "<image_soft_token>",
+                                  "start_of_turn": "<start_of_turn>",
+                                  "end_of_turn": "<end_of_turn>"},
+            model_max_length=8192, padding_side="left", clean_up_tokenization_spaces=False,
+        )
+        tokenizer.chat_template = GEMMA_CHAT_TEMPLATE
     else:
         backend = Tokenizer.from_str(_tokenizer_json(QWEN_SPECIAL_TOKENS, VOCAB_SIZE))
         tokenizer = PreTrainedTokenizerFast(
@@ -203,7 +261,7 @@ def _build_tokenizer(arch: str):
                                   if t not in ("<|im_end|>", "<|endoftext|>")],
             model_max_length=32768, padding_side="left", clean_up_tokenization_spaces=False,
         )
-        tokenizer.chat_template = QWEN_CHAT_TEMPLATE
+        tokenizer.chat_template = QWEN3_CHAT_TEMPLATE if arch == "qwen3_vl" else QWEN_CHAT_TEMPLATE
     return tokenizer
 
 
@@ -222,8 +280,26 @@ def _build_processor(arch: str, size: str, tokenizer):
             vision_feature_select_strategy="default", num_additional_image_tokens=1,
             chat_template=LLAVA_CHAT_TEMPLATE,
         )
+    if arch == "gemma3":
+        from transformers import Gemma3ImageProcessor, Gemma3Processor
+
+        image_processor = Gemma3ImageProcessor(
+            size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, image_mean=[0.5] * 3,
+            image_std=[0.5] * 3, do_pan_and_scan=False,
+        )
+        return Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer,
+                               chat_template=GEMMA_CHAT_TEMPLATE,
+                               image_seq_length=GEMMA_IMAGE_TOKENS)
     from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
+    if arch == "qwen3_vl":
+        from transformers import Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+        bounds = {"min_pixels": QWEN3_MIN_PIXELS, "max_pixels": QWEN3_MAX_PIXELS,
+                  "patch_size": QWEN3_PATCH, "merge_size": QWEN_MERGE, "temporal_patch_size": 2}
+        return Qwen3VLProcessor(image_processor=Qwen2VLImageProcessor(**bounds),
+                                video_processor=Qwen3VLVideoProcessor(**bounds),
+                                tokenizer=tokenizer, chat_template=QWEN3_CHAT_TEMPLATE)
     image_processor = Qwen2VLImageProcessor(
         min_pixels=QWEN_MIN_PIXELS, max_pixels=QWEN_MAX_PIXELS,
         patch_size=QWEN_PATCH, merge_size=QWEN_MERGE, temporal_patch_size=2,
@@ -280,6 +356,8 @@ def _build_config(arch: str, size: str, tokenizer, tie_embeddings: bool | None =
             vision_feature_layer=-1, tie_word_embeddings=bool(tie_embeddings),
         )
         return config, n_image_tokens
+    if arch == "gemma3":
+        return _gemma3_config(dims, tokenizer, tie_embeddings)
 
     head_dim = dims.text_hidden // dims.text_heads
     text = {
@@ -311,7 +389,21 @@ def _build_config(arch: str, size: str, tokenizer, tie_embeddings: bool | None =
         "spatial_merge_size": QWEN_MERGE,
         "temporal_patch_size": 2,
     }
-    if arch == "qwen2_vl":
+    if arch == "qwen3_vl":
+        from transformers import Qwen3VLConfig as config_cls
+
+        # Qwen3-VL: explicit head_dim, interleaved M-RoPE, a tower with learned position
+        # embeddings (a square count) and DeepStack taps into the first language layer
+        text.update(head_dim=head_dim, attention_bias=False)
+        text.pop("use_sliding_window")
+        text["rope_parameters"]["mrope_interleaved"] = True
+        side = IMAGE_SIZE // QWEN3_PATCH + 1
+        vision = {"depth": dims.vision_depth, "num_heads": dims.vision_heads,
+                  "hidden_size": dims.vision_hidden, "intermediate_size": dims.vision_intermediate,
+                  "out_hidden_size": dims.text_hidden, "patch_size": QWEN3_PATCH,
+                  "spatial_merge_size": QWEN_MERGE, "temporal_patch_size": 2,
+                  "num_position_embeddings": side * side, "deepstack_visual_indexes": [0]}
+    elif arch == "qwen2_vl":
         from transformers import Qwen2VLConfig as config_cls
 
         # Qwen2-VL: embed_dim is the tower's width, hidden_size the merger's output (= text hidden)
@@ -328,8 +420,39 @@ def _build_config(arch: str, size: str, tokenizer, tie_embeddings: bool | None =
     tie = True if tie_embeddings is None else tie_embeddings
     text["tie_word_embeddings"] = tie
     config = config_cls(text_config=text, vision_config=vision, tie_word_embeddings=tie, **special)
+    if arch == "qwen3_vl":  # 112 px snaps to 128 px: 8x8 patches of 16
+        return config, (QWEN3_MAX_PIXELS // (QWEN3_PATCH * QWEN3_PATCH)) // (QWEN_MERGE * QWEN_MERGE)
     side = IMAGE_SIZE // QWEN_PATCH
     return config, side * side // (QWEN_MERGE * QWEN_MERGE)
+
+
+def _gemma3_config(dims: _Dims, tokenizer, tie_embeddings: bool | None):
+    from transformers import Gemma3Config, Gemma3TextConfig, SiglipVisionConfig
+
+    ids = tokenizer.convert_tokens_to_ids
+    head_dim = dims.text_hidden // dims.text_heads
+    layer_types = ["sliding_attention"] * (dims.text_layers - 1) + ["full_attention"]
+    tie = True if tie_embeddings is None else tie_embeddings
+    text = Gemma3TextConfig(
+        vocab_size=len(tokenizer), hidden_size=dims.text_hidden,
+        intermediate_size=dims.text_intermediate, num_hidden_layers=dims.text_layers,
+        num_attention_heads=dims.text_heads, num_key_value_heads=dims.text_kv_heads,
+        head_dim=head_dim, query_pre_attn_scalar=head_dim, sliding_window=512,
+        layer_types=layer_types, max_position_embeddings=8192, rms_norm_eps=1e-6,
+        pad_token_id=ids("<pad>"), eos_token_id=ids("<eos>"), bos_token_id=ids("<bos>"),
+        tie_word_embeddings=tie,
+    )
+    vision = SiglipVisionConfig(
+        hidden_size=dims.vision_hidden, intermediate_size=dims.vision_intermediate,
+        num_hidden_layers=dims.vision_depth, num_attention_heads=dims.vision_heads,
+        image_size=IMAGE_SIZE, patch_size=GEMMA_PATCH, vision_use_head=False,
+    )
+    config = Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=GEMMA_IMAGE_TOKENS,
+        boi_token_index=ids("<start_of_image>"), eoi_token_index=ids("<end_of_image>"),
+        image_token_index=ids("<image_soft_token>"), tie_word_embeddings=tie,
+    )
+    return config, GEMMA_IMAGE_TOKENS
 
 
 def _generation_config(arch: str, tokenizer):
@@ -338,6 +461,10 @@ def _generation_config(arch: str, tokenizer):
     ids = tokenizer.convert_tokens_to_ids
     if arch == "llava":
         return GenerationConfig(bos_token_id=ids("<s>"), eos_token_id=ids("</s>"),
+                                pad_token_id=ids("<pad>"))
+    if arch == "gemma3":
+        return GenerationConfig(bos_token_id=ids("<bos>"),
+                                eos_token_id=[ids("<eos>"), ids("<end_of_turn>")],
                                 pad_token_id=ids("<pad>"))
     return GenerationConfig(bos_token_id=ids("<|endoftext|>"),
                             eos_token_id=[ids("<|im_end|>"), ids("<|endoftext|>")],
@@ -350,14 +477,14 @@ def build_tiny_model(arch: str, out_dir, size: str = "tiny", seed: int = 0,
     """Build, save and describe a random-weight VLM; return its directory.
 
     Args:
-        arch: ``qwen2_vl``, ``qwen2_5_vl`` or ``llava``.
+        arch: ``qwen2_vl``, ``qwen2_5_vl``, ``qwen3_vl``, ``gemma3`` or ``llava``.
         out_dir: directory to write (created; existing files of the same names are replaced).
         size: ``tiny`` (tests) or ``small`` (learns the shapes task on CPU).
         seed: weights are a pure function of (arch, size, seed, tie_embeddings); the tokenizer
             does not depend on the seed.
         tie_embeddings: share the input embeddings with the output head. ``None`` keeps the
-            real model's choice (tied for Qwen2-VL / Qwen2.5-VL as in the 2B / 3B checkpoints,
-            untied for LLaVA-1.5).
+            real model's choice (tied for Qwen2-VL / Qwen2.5-VL / Qwen3-VL as in the 2B-4B
+            checkpoints and for Gemma 3, untied for LLaVA-1.5).
 
     The directory holds ``config.json``, ``generation_config.json``, ``model.safetensors``, the
     processor / tokenizer files with the chat template, and ``r3v_tiny.json`` (arch, size, seed,

@@ -367,12 +367,18 @@ def sequence_lengths(processor: Any, rows: list[dict[str, Any]],
         for name, text in apply_chat_template(example, processor).items():
             if name in rendered:
                 rendered[name].append(text)
+    # Gemma 3-style processors replace the image marker by a fixed text (newlines, markers and
+    # the soft tokens) before tokenising: expand it the same way, so the count is exact
+    expansion = getattr(processor, "full_image_sequence", None)
+    marker = getattr(processor, "image_token", None)
+    if expansion and marker:
+        rendered["prompt"] = [text.replace(marker, expansion) for text in rendered["prompt"]]
     counts = {name: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
               for name, texts in rendered.items()}
     lengths = [counts["prompt"][i] + max(counts[n][i] for n in text_fields[1:])
                for i in range(len(rows))]
     with_image = [i for i, row in enumerate(rows) if row["image"] is not None]
-    if with_image:
+    if with_image and not (expansion and marker):
         for i, extra in zip(with_image, _image_token_counts(processor, rows, with_image)):
             lengths[i] += extra - 1  # the placeholder token is expanded to `extra` tokens
     return lengths

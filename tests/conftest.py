@@ -24,3 +24,24 @@ def tiny_llava(tmp_path_factory):
     from r3v_train.tiny import build_tiny_model
 
     return build_tiny_model("llava", tmp_path_factory.mktemp("tiny_llava"), size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25(tmp_path_factory):
+    from r3v_train.tiny import build_tiny_model
+
+    return build_tiny_model("qwen2_5_vl", tmp_path_factory.mktemp("tiny_qwen25"), size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(tmp_path_factory):
+    from r3v_train.tiny import build_tiny_model
+
+    return build_tiny_model("qwen3_vl", tmp_path_factory.mktemp("tiny_qwen3"), size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3(tmp_path_factory):
+    from r3v_train.tiny import build_tiny_model
+
+    return build_tiny_model("gemma3", tmp_path_factory.mktemp("tiny_gemma3"), size="tiny", seed=0)

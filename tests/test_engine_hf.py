@@ -150,6 +150,22 @@ def test_llava_generates_with_images(tiny_llava):
     assert [len(r) for r in out] == [2, 2, 2] and all(all(x for x in r) for r in out)
 
 
+@pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen3_vl", "gemma3"])
+def test_newer_families_generate_and_sample_independently_of_batching(arch, tmp_path):
+    from r3v_train.tiny import build_tiny_model
+
+    path = str(build_tiny_model(arch, tmp_path / arch))
+    batched = _no_eos(HFEngine(path, device="cpu", batch_size=4))
+    single = _no_eos(HFEngine(path, device="cpu", batch_size=1))
+    reqs = _requests()
+    greedy = batched.generate(reqs, Sampling(max_new_tokens=5), progress=False)
+    assert greedy == single.generate(reqs, Sampling(max_new_tokens=5), progress=False)
+    s = Sampling(n=2, temperature=1.0, max_new_tokens=5, seed=3)
+    out = batched.generate(reqs, s, progress=False)
+    assert [len(r) for r in out] == [2, 2, 2, 2] and all(all(x for x in r) for r in out)
+    assert out == single.generate(reqs, s, progress=False)
+
+
 def test_pixel_bounds_use_the_supported_size_form(tiny_qwen):
     """max_pixels / min_pixels cap the image tokens through the image processor's ``size``,
     without transformers' deprecation warning for the keyword form (on every call)."""

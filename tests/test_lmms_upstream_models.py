@@ -139,13 +139,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def tiny_qwen25(tmp_path_factory):
-    from r3v_train.tiny import build_tiny_model
-
-    return build_tiny_model("qwen2_5_vl", tmp_path_factory.mktemp("tiny_qwen25"), size="tiny", seed=0)
-
-
 def _lmms(model: str, model_args: str, out: Path, *extra: str) -> list[str]:
     return [str(VENV_BIN / "lmms-eval"), "--model", model, "--model_args", model_args,
             "--tasks", "r3v_shapes", "--include_path", str(tasks_dir()), "--limit", str(LIMIT),
@@ -153,7 +146,7 @@ def _lmms(model: str, model_args: str, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_qwen, tiny_qwen25, tiny_llava, tmp_path_factory):
+def runs(tiny_qwen, tiny_qwen25, tiny_llava, tiny_qwen3, tiny_gemma3, tmp_path_factory):
     root = tmp_path_factory.mktemp("lmms_upstream")
     select_args = f"pretrained={tiny_qwen},n=2,max_new_tokens=12,select_max_new_tokens=6,device=cpu"
     commands = {
@@ -166,6 +159,13 @@ def runs(tiny_qwen, tiny_qwen25, tiny_llava, tmp_path_factory):
         "huggingface": _lmms("huggingface", f"pretrained={tiny_qwen},device=cpu",
                              root / "huggingface", "--gen_kwargs", "max_new_tokens=12"),
         "dummy": _lmms("dummy", "response=Solution: count them. Answer: 6", root / "dummy"),
+        # r3v's own models on today's families
+        "r3v_select_qwen3_vl": _lmms("r3v_select", f"pretrained={tiny_qwen3},n=2,max_new_tokens=8,"
+                                     "select_max_new_tokens=4,device=cpu,prompt_style=qwen2",
+                                     root / "r3v_select_qwen3_vl"),
+        "r3v_select_gemma3": _lmms("r3v_select", f"pretrained={tiny_gemma3},n=2,max_new_tokens=8,"
+                                   "select_max_new_tokens=4,device=cpu,prompt_style=qwen2",
+                                   root / "r3v_select_gemma3"),
         "select_1proc": _lmms("r3v_select", select_args, root / "select_1proc",
                               "--batch_size", "2", "--gen_kwargs", "max_new_tokens=99"),
         "select_2proc": [str(VENV_BIN / "accelerate"), "launch", "--multi_gpu",
@@ -218,6 +218,18 @@ def test_lmms_eval_models_run_r3v_tasks(runs, model, shape):
         assert row["input"] == prompts.cot_prompt(bench, problem, "qwen")  # the paper's prompt
         assert row["accuracy"] == float(bench.score(_reply(row), problem).correct)
     assert res["accuracy,none"] == pytest.approx(sum(r["accuracy"] for r in rows) / LIMIT)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["qwen3_vl", "gemma3"])
+def test_r3v_select_on_todays_families(runs, arch):
+    data, rows, _ = _outputs(runs, f"r3v_select_{arch}")
+    res = data["results"]["r3v_shapes"]
+    for metric in ("accuracy", "majority_at_n", "select_at_n", "pass_at_n"):
+        assert 0.0 <= res[f"{metric},none"] <= 1.0
+    for row in rows:
+        payload = decode_samples(_reply(row))
+        assert payload["r3v_strategy"] == "select" and len(payload["candidates"]) == 2
 
 
 @pytest.mark.slow

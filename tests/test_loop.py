@@ -108,6 +108,20 @@ def test_r3v_builds_every_kind_and_writes_the_run_files(tmp_path, base_model, sc
     assert json.loads((run_dir / "iter_1" / "model" / "train_metrics.json").read_text())
 
 
+@pytest.mark.parametrize("arch", ["qwen3_vl", "gemma3"])
+def test_the_loop_trains_the_newer_families(tmp_path, scripted, arch):
+    """Warm-up + one R3V iteration with every kind of example on a tiny Qwen3-VL / Gemma 3,
+    built offline by the recipe itself (``tiny:<arch>:tiny``)."""
+    cfg = _cfg(tmp_path, f"tiny:{arch}:tiny", "r3v", **{"run.iterations": 1})
+    summary = loop.run(cfg)
+    run_dir = Path(cfg.run.out_dir)
+    assert [h["iteration"] for h in summary["history"]] == [0, 1]
+    assert json.loads((run_dir / "base_model" / "r3v_tiny.json").read_text())["arch"] == arch
+    assert {e["kind"] for e in _examples(run_dir, 1)} == {"qa", "teacher", "sft", "refine", "select"}
+    metrics = json.loads((run_dir / "iter_1" / "model" / "train_metrics.json").read_text())
+    assert metrics["global_step"] == 1 and metrics["train_loss"] > 0
+
+
 @pytest.mark.parametrize("method,kinds", [
     ("star", {"qa", "teacher", "sft"}),
     ("r3v_no_refine", {"qa", "teacher", "sft", "select"}),

@@ -77,7 +77,7 @@ def _assistant(text=SOLUTION):
 
 
 def _end_of_turn(arch):
-    return "</s>" if arch == "llava" else "<|im_end|>"
+    return {"llava": "</s>", "gemma3": "<end_of_turn>"}.get(arch, "<|im_end|>")
 
 
 # ------------------------------------------------------------------ build, reload, run
@@ -88,10 +88,12 @@ def test_reload_forward_backward_generate(arch, loaded):
     full = processor.apply_chat_template([_user(), _assistant()], tokenize=False)
     assert full.startswith(prompt)
     enc = processor(text=[full], images=[_image()], return_tensors="pt")
-    if arch != "llava":
+    if arch in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
         # transformers 5: Qwen2-VL family needs mm_token_type_ids; the processor returns it
         assert "mm_token_type_ids" in enc
         assert int((enc["mm_token_type_ids"] == 1).sum()) == 16
+    if arch == "gemma3":  # Gemma 3 attends bidirectionally within an image: token_type_ids
+        assert int((enc["token_type_ids"] == 1).sum()) == 16
     image_id = model.config.image_token_id
     assert int((enc["input_ids"] == image_id).sum()) == tiny_model_info(
         Path(model.name_or_path))["image_tokens_per_image"]
@@ -122,7 +124,7 @@ def test_batched_generation_with_padding(arch, loaded):
     processor, model = loaded[arch]
     texts = [processor.apply_chat_template([_user(q)], add_generation_prompt=True, tokenize=False)
              for q in ("How many?", PROMPT)]
-    enc = processor(text=texts, images=[_image(), _image("blue")], return_tensors="pt",
+    enc = processor(text=texts, images=[[_image()], [_image("blue")]], return_tensors="pt",
                     padding=True)
     assert processor.tokenizer.padding_side == "left"
     with torch.no_grad():
@@ -164,6 +166,24 @@ def test_qwen_chat_template_is_chatml(loaded):
     assert "Picture 1: <|vision_start|><|image_pad|><|vision_end|>Picture 2: " in two
 
 
+def test_qwen3_chat_template_has_no_default_system_prompt(loaded):
+    processor, _ = loaded["qwen3_vl"]
+    text = processor.apply_chat_template([_user("Q?"), _assistant("A")], tokenize=False)
+    assert text == ("<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Q?<|im_end|>\n"
+                    "<|im_start|>assistant\nA<|im_end|>\n")
+
+
+def test_gemma3_chat_template_is_gemma(loaded):
+    processor, _ = loaded["gemma3"]
+    text = processor.apply_chat_template([_user("Q?"), _assistant("A")], tokenize=False)
+    assert text == ("<bos><start_of_turn>user\n<start_of_image>Q?<end_of_turn>\n"
+                    "<start_of_turn>model\nA<end_of_turn>\n")
+    gen = processor.apply_chat_template([_user("Q?")], add_generation_prompt=True, tokenize=False)
+    assert gen.endswith("Q?<end_of_turn>\n<start_of_turn>model\n")
+    ids = processor(text=[gen], images=[_image()])["input_ids"][0]
+    assert ids.count(processor.tokenizer.bos_token_id) == 1  # the template's <bos> only
+
+
 def test_llava_chat_template_is_llava15(loaded):
     processor, _ = loaded["llava"]
     text = processor.apply_chat_template([_user("Q?"), _assistant("A")], tokenize=False)
@@ -174,7 +194,7 @@ def test_llava_chat_template_is_llava15(loaded):
     assert ids.count(processor.tokenizer.bos_token_id) == 1  # the template's <s>, not a second one
 
 
-@pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen3_vl", "gemma3", "llava"])
 def test_assistant_mask_covers_answer_and_end_of_turn(arch, loaded):
     processor, _ = loaded[arch]
     out = processor.apply_chat_template(
@@ -186,7 +206,7 @@ def test_assistant_mask_covers_answer_and_end_of_turn(arch, loaded):
 
 
 # ------------------------------------------------------------------ tokenizer
-@pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
+@pytest.mark.parametrize("arch", ["qwen2_vl", "gemma3", "llava"])
 def test_tokenizer_round_trip_and_compact(arch, loaded):
     tok = loaded[arch][0].tokenizer
     texts = ["Answer:\n12", "9 - 2 = 7", SOLUTION, PROMPT, "3.75 + $1,200 = 45%",
@@ -225,6 +245,12 @@ def test_special_tokens_are_single_tokens(loaded):
     for t in ("<image>", "<s>", "</s>", "<pad>"):
         assert len(ltok.encode(t, add_special_tokens=False)) == 1, t
     assert ltok.encode("x", add_special_tokens=True) == ltok.encode("x", add_special_tokens=False)
+    gtok = loaded["gemma3"][0].tokenizer
+    for t in ("<bos>", "<eos>", "<pad>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>",
+              "<end_of_image>", "<image_soft_token>"):
+        assert len(gtok.encode(t, add_special_tokens=False)) == 1, t
+    assert (gtok.boi_token, gtok.eoi_token, gtok.image_token) == \
+        ("<start_of_image>", "<end_of_image>", "<image_soft_token>")
 
 
 # ------------------------------------------------------------------ config facts
@@ -239,6 +265,19 @@ def test_qwen_image_budget_and_mrope(loaded, tiny_dirs):
     info = json.loads((tiny_dirs["qwen2_vl"] / INFO_FILE).read_text())
     assert info["arch"] == "qwen2_vl" and info["size"] == "tiny"
     assert info["image_tokens_per_image"] == 16
+
+
+def test_qwen3_patch_16_budget_and_interleaved_mrope(loaded):
+    processor, model = loaded["qwen3_vl"]
+    text_cfg = model.config.text_config
+    assert sum(text_cfg.rope_parameters["mrope_section"]) == text_cfg.head_dim // 2
+    assert text_cfg.rope_parameters["mrope_interleaved"] is True
+    assert processor.image_processor.patch_size == 16
+    grid = processor.image_processor(images=[_image()], return_tensors="pt")["image_grid_thw"][0]
+    assert grid.tolist() == [1, 8, 8]  # 112 px snaps to 128 = 8 patches of 16 a side
+    big = processor.image_processor(images=[Image.new("RGB", (640, 480))], return_tensors="pt")
+    t, h, w = big["image_grid_thw"][0].tolist()
+    assert t * h * w // 4 <= 16
 
 
 # ------------------------------------------------------------------ determinism, errors
@@ -256,6 +295,7 @@ def test_same_seed_same_weights(tmp_path):
 
 
 @pytest.mark.parametrize("arch,default_tied", [("qwen2_vl", True), ("qwen2_5_vl", True),
+                                               ("qwen3_vl", True), ("gemma3", True),
                                                ("llava", False)])
 def test_tie_embeddings_defaults_to_the_real_model_and_can_be_changed(arch, default_tied, tmp_path):
     for tie, name in ((None, "default"), (not default_tied, "flipped")):

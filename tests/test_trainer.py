@@ -81,17 +81,21 @@ def test_settings_defaults_follow_the_paper_and_validate():
 
 
 # --------------------------------------------------------------------------- LoRA targets
-@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "llava"])
+def _tiny(arch, tmp_path, request):
+    if arch == "qwen2_vl":
+        return request.getfixturevalue("tiny_qwen")
+    if arch == "llava":
+        return request.getfixturevalue("tiny_llava")
+    from r3v_train.tiny import build_tiny_model
+
+    return build_tiny_model(arch, tmp_path / arch)
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "gemma3", "llava"])
 def test_lora_regex_hits_the_language_model_only(arch, tmp_path, request):
     from transformers import AutoModelForImageTextToText
 
-    if arch == "qwen2_vl":
-        path = request.getfixturevalue("tiny_qwen")
-    elif arch == "llava":
-        path = request.getfixturevalue("tiny_llava")
-    else:
-        from r3v_train.tiny import build_tiny_model
-        path = build_tiny_model(arch, tmp_path / arch)
+    path = _tiny(arch, tmp_path, request)
     model = AutoModelForImageTextToText.from_pretrained(path)
     names = [n for n, _ in model.named_modules()]
     hit = [n for n in names if re.fullmatch(LM_LORA_TARGETS, n)]
@@ -103,25 +107,53 @@ def test_lora_regex_hits_the_language_model_only(arch, tmp_path, request):
     assert vision, "the vision tower must be found by name"
     # why a regex: bare projection names also exist in these vision towers
     bare = re.compile(r".*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)")
-    if arch in ("llava", "qwen2_5_vl"):
+    if arch in ("llava", "qwen2_5_vl", "gemma3"):
         assert any(bare.fullmatch(n) for n in vision)
 
 
+# the real configurations (transformers' defaults for these classes are the released models'
+# architectures: Qwen2-VL-7B, Qwen2.5-VL-7B, Qwen3-VL-8B, Gemma 3 4B, LLaVA-1.5-7B), built on
+# the meta device: the LoRA pattern must hit 7 projections per language layer and nothing else
+REAL_CONFIGS = {"qwen2_vl": "Qwen2VLConfig", "qwen2_5_vl": "Qwen2_5_VLConfig",
+                "qwen3_vl": "Qwen3VLConfig", "gemma3": "Gemma3Config", "llava": "LlavaConfig"}
+
+
+@pytest.mark.parametrize("arch", sorted(REAL_CONFIGS))
+def test_lora_regex_on_the_real_size_architectures(arch):
+    import transformers
+    from transformers import AutoModelForImageTextToText
+
+    config = getattr(transformers, REAL_CONFIGS[arch])()
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    names = [n for n, _ in model.named_modules()]
+    hit = [n for n in names if re.fullmatch(LM_LORA_TARGETS, n)]
+    layers = config.get_text_config().num_hidden_layers
+    assert layers >= 24 and len(hit) == 7 * layers, (arch, layers, len(hit))
+    assert all(n.startswith("model.language_model.layers.") for n in hit)
+    vision = [n for n in names if T._is_vision_param(n)]
+    assert vision and not set(hit) & set(vision)
+
+
 # --------------------------------------------------------------------------- masking
-@pytest.mark.parametrize("arch", ["qwen2_vl", "llava"])
+END_OF_TURN = {"llava": "</s>", "gemma3": "<end_of_turn>"}
+
+
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen3_vl", "gemma3", "llava"])
 def test_only_completion_tokens_carry_loss(arch, tmp_path, request):
     from r3v_eval.engines.chat import chat_text
 
-    path = request.getfixturevalue("tiny_qwen" if arch == "qwen2_vl" else "tiny_llava")
+    path = _tiny(arch, tmp_path, request)
     examples = _examples(tmp_path, 6)
     # Qwen: a max_pixels cap below the processor's own changes the image token count
     settings = _fast(max_pixels=56 * 56) if arch == "qwen2_vl" else _fast()
     trainer = build_sft_trainer(path, examples, tmp_path / "out", settings, progress=False)
     proc = trainer.processing_class
     tok = proc.tokenizer
-    end_of_turn = "<|im_end|>" if arch == "qwen2_vl" else "</s>"
+    end_of_turn = END_OF_TURN.get(arch, "<|im_end|>")
     eot_id = tok.convert_tokens_to_ids(end_of_turn)
-    image_id = tok.convert_tokens_to_ids(proc.image_token)
+    # the token repeated per image patch (Gemma's processor.image_token is the start marker)
+    image_id = tok.convert_tokens_to_ids(getattr(tok, "image_token", None) or proc.image_token)
     rows = T._normalize(examples, ("prompt", "completion"))
     lengths = sequence_lengths(proc, rows)
 
@@ -147,8 +179,13 @@ def test_only_completion_tokens_carry_loss(arch, tmp_path, request):
         assert (labels[n:] == ids[n:]).all()
         n_image = int((ids[:n] == image_id).sum())
         assert (n_image > 0) == (image is not None)
-        if image is not None:  # Qwen: <= 56*56 pixels -> at most 4 tokens (16 uncapped)
-            assert n_image <= 4 if arch == "qwen2_vl" else n_image == 16
+        if image is not None:  # Qwen2-VL: <= 56*56 pixels -> at most 4 tokens (16 uncapped)
+            if arch == "qwen2_vl":
+                assert n_image <= 4
+            elif arch == "qwen3_vl":  # sizes snap to 32 px: at most the 128x128 budget
+                assert 0 < n_image <= 16
+            else:  # fixed-size towers
+                assert n_image == 16
         assert eot_id in labels[n:].tolist(), "the end-of-turn token is trained"
         trained = tok.decode(ids[n:])
         assert _field(rec, "completion") in trained and end_of_turn in trained
@@ -190,6 +227,35 @@ def test_train_sft_lora_writes_adapter_and_metrics(lora_run):
     assert 0 <= m["padding_share"] < 0.5
     assert m["padding_share"] == pytest.approx(1 - m["tokens_seen"] / m["padded_positions"])
     assert m["trainable_params"] == saved_params  # LoRA weights only, all of them saved
+
+
+@pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen3_vl", "gemma3"])
+def test_lora_step_on_each_family_changes_its_replies(arch, tmp_path, request):
+    """A real TRL LoRA step on the newer families: adapter on the language model only, finite
+    loss, and the trained adapter, merged for the sampling engine, changes what it generates."""
+    from safetensors import safe_open
+
+    from r3v_eval.engines.base import GenRequest, Sampling
+    from r3v_eval.engines.hf import HFEngine
+
+    path = _tiny(arch, tmp_path, request)
+    result = train_sft(path, _examples(tmp_path), tmp_path / "out",
+                       _fast(max_steps=2, learning_rate=0.05), progress=False)
+    m = result.metrics
+    assert math.isfinite(m["train_loss"]) and m["global_step"] == 2
+    with safe_open(str(result.adapter_dir / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    assert keys and all(".language_model." in k for k in keys)
+    reqs = [GenRequest("How many red cubes are left?", Image.new("RGB", (112, 112), "red"))]
+
+    def next_token_logits(engine):
+        with torch.no_grad():
+            return engine.model(**engine._encode(reqs)).logits[0, -1]
+
+    base = HFEngine(str(path), device="cpu")
+    tuned = HFEngine(str(path), device="cpu", adapter=str(result.adapter_dir))
+    assert not torch.allclose(next_token_logits(base), next_token_logits(tuned))
+    assert tuned.generate(reqs, Sampling(max_new_tokens=4), progress=False)[0][0] is not None
 
 
 def test_finished_dir_is_returned_without_training(lora_run, monkeypatch):

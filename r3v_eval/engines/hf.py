@@ -135,7 +135,7 @@ class HFEngine:
         texts = [chat_text(self.processor, r.prompt, r.image is not None) for r in reqs]
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if reqs[0].image is not None:
-            kwargs["images"] = [r.image for r in reqs]
+            kwargs["images"] = [[r.image] for r in reqs]  # one list per sample (Gemma 3 needs it)
         inputs = self.processor(**kwargs)
         dtype = next(self.model.parameters()).dtype
         return {k: (v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device))
