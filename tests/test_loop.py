@@ -189,10 +189,29 @@ def test_wrong_recipe_keys_fail_fast_naming_the_key(tmp_path):
 def test_every_shipped_recipe_validates():
     root = RECIPE.parents[1]
     recipes = [p for p in root.glob("*/*.yaml") if p.parent.name not in ("backbones", "accelerate")]
-    assert len(recipes) >= 31
+    assert len(recipes) >= 55
     for path in recipes:
         cfg = load_recipe(path)
         assert cfg.model.pretrained
+
+
+@pytest.mark.parametrize("backbone,hub,max_pixels", [
+    ("qwen3_vl_2b", "Qwen/Qwen3-VL-2B-Instruct", 524288),
+    ("qwen3_vl_4b", "Qwen/Qwen3-VL-4B-Instruct", 524288),
+    ("qwen3_vl_8b", "Qwen/Qwen3-VL-8B-Instruct", 524288),
+    ("gemma3_4b", "google/gemma-3-4b-it", None),
+])
+def test_todays_backbones_have_a_recipe_per_benchmark(backbone, hub, max_pixels):
+    folder = RECIPE.parents[1] / backbone
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    assert names == ["chartqa", "clevr_math", "geoqa", "m3cot", "miniwob", "tabmwp"]
+    for name in names:
+        cfg = load_recipe(folder / f"{name}.yaml")
+        assert cfg.model.pretrained == hub and cfg.data.benchmark == name
+        assert cfg.model.prompt_style == "qwen2"
+        # 512 image tokens per picture, as the Qwen2-VL recipes (Qwen3-VL: 32x32 px per token)
+        assert cfg.model.max_pixels == max_pixels
+        assert (cfg.train.learning_rate, cfg.train.lora_r, cfg.sampling.n) == (3e-5, 64, 3)
 
 
 def _wait_for(predicate, proc, timeout=240):
