@@ -125,15 +125,19 @@ QWEN_CHAT_TEMPLATE = _QWEN_TEMPLATE_HEAD + _QWEN_DEFAULT_SYSTEM + _QWEN_TEMPLATE
 #: Qwen3-VL: the same turns without a default system prompt (as Qwen3-VL's own template)
 QWEN3_CHAT_TEMPLATE = _QWEN_TEMPLATE_HEAD + _QWEN_TEMPLATE_BODY
 
-LLAVA_CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
+# each message's text (text parts joined) and number of pictures, for the one-marker templates
+_TEXT_AND_IMAGE_COUNT = (
     "{% if message['content'] is string %}{% set text = message['content'] %}{% set n_img = 0 %}"
     "{% else %}"
     "{% set text = message['content'] | selectattr('type', 'equalto', 'text') "
     "| map(attribute='text') | join('\n') %}"
     "{% set n_img = message['content'] | selectattr('type', 'equalto', 'image') | list | length %}"
     "{% endif %}"
+)
+
+LLAVA_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}" + _TEXT_AND_IMAGE_COUNT +
     "{% if message['role'] == 'system' %}{{ text + ' ' }}"
     "{% elif message['role'] == 'user' %}USER: {{ '<image>\n' * n_img }}{{ text + ' ' }}"
     "{% else %}ASSISTANT:{% generation %} {{ text }}{{ eos_token }}{% endgeneration %}"
@@ -145,13 +149,7 @@ LLAVA_CHAT_TEMPLATE = (
 
 GEMMA_CHAT_TEMPLATE = (
     "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% if message['content'] is string %}{% set text = message['content'] %}{% set n_img = 0 %}"
-    "{% else %}"
-    "{% set text = message['content'] | selectattr('type', 'equalto', 'text') "
-    "| map(attribute='text') | join('\n') %}"
-    "{% set n_img = message['content'] | selectattr('type', 'equalto', 'image') | list | length %}"
-    "{% endif %}"
+    "{% for message in messages %}" + _TEXT_AND_IMAGE_COUNT +
     "{% if message['role'] == 'assistant' %}"
     "<start_of_turn>model\n{% generation %}{{ text }}<end_of_turn>{% endgeneration %}{{ '\\n' }}"
     "{% else %}"

@@ -11,37 +11,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 import pytest
 
 
-@pytest.fixture(scope="session")
-def tiny_qwen(tmp_path_factory):
-    """A tiny random-weight Qwen2-VL checkpoint, built once per test session."""
-    from r3v_train.tiny import build_tiny_model
+def _tiny_checkpoint(arch):
+    """A session fixture: a tiny random-weight checkpoint of ``arch``, built once."""
+    @pytest.fixture(scope="session")
+    def fixture(tmp_path_factory):
+        from r3v_train.tiny import build_tiny_model
 
-    return build_tiny_model("qwen2_vl", tmp_path_factory.mktemp("tiny_qwen"), size="tiny", seed=0)
+        return build_tiny_model(arch, tmp_path_factory.mktemp(f"tiny_{arch}"), size="tiny", seed=0)
 
-
-@pytest.fixture(scope="session")
-def tiny_llava(tmp_path_factory):
-    from r3v_train.tiny import build_tiny_model
-
-    return build_tiny_model("llava", tmp_path_factory.mktemp("tiny_llava"), size="tiny", seed=0)
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def tiny_qwen25(tmp_path_factory):
-    from r3v_train.tiny import build_tiny_model
-
-    return build_tiny_model("qwen2_5_vl", tmp_path_factory.mktemp("tiny_qwen25"), size="tiny", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen3(tmp_path_factory):
-    from r3v_train.tiny import build_tiny_model
-
-    return build_tiny_model("qwen3_vl", tmp_path_factory.mktemp("tiny_qwen3"), size="tiny", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_gemma3(tmp_path_factory):
-    from r3v_train.tiny import build_tiny_model
-
-    return build_tiny_model("gemma3", tmp_path_factory.mktemp("tiny_gemma3"), size="tiny", seed=0)
+tiny_qwen = _tiny_checkpoint("qwen2_vl")
+tiny_qwen25 = _tiny_checkpoint("qwen2_5_vl")
+tiny_qwen3 = _tiny_checkpoint("qwen3_vl")
+tiny_gemma3 = _tiny_checkpoint("gemma3")
+tiny_llava = _tiny_checkpoint("llava")

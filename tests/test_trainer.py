@@ -111,9 +111,9 @@ def test_lora_regex_hits_the_language_model_only(arch, tmp_path, request):
         assert any(bare.fullmatch(n) for n in vision)
 
 
-# the real configurations (transformers' defaults for these classes are the released models'
-# architectures: Qwen2-VL-7B, Qwen2.5-VL-7B, Qwen3-VL-8B, Gemma 3 4B, LLaVA-1.5-7B), built on
-# the meta device: the LoRA pattern must hit 7 projections per language layer and nothing else
+# real-size configurations (transformers' default configuration of each class: the full module
+# tree of a released checkpoint of the family, tens of layers), built on the meta device: the
+# LoRA pattern must hit the 7 projections of every language layer and nothing else
 REAL_CONFIGS = {"qwen2_vl": "Qwen2VLConfig", "qwen2_5_vl": "Qwen2_5_VLConfig",
                 "qwen3_vl": "Qwen3VLConfig", "gemma3": "Gemma3Config", "llava": "LlavaConfig"}
 
