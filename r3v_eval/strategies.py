@@ -138,11 +138,12 @@ class Evaluation:
 def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n: int = 3,
              sampling: Sampling | None = None, style: str = "qwen", greedy: bool = True,
              with_select: bool = True, max_new_tokens: int = 384, also_at: Sequence[int] = (),
-             progress: bool = True) -> Evaluation:
+             progress: bool = True, seed: int | None = None) -> Evaluation:
     """Greedy CoT plus, from one set of N samples, majority@N, select@N and pass@N.
 
     ``also_at`` adds the same metrics for smaller k (1 <= k < N) computed on the first k of
-    the same samples, so a sweep over N costs one sampling pass."""
+    the same samples, so a sweep over N costs one sampling pass. ``seed`` seeds the default
+    sampling (the paper's settings), so the same model gives the same figures."""
     bad = [k for k in also_at if not 1 <= k <= n]
     if bad:
         raise ValueError(f"also_at={list(also_at)}: every k must be in 1..n={n}")
@@ -153,7 +154,7 @@ def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n
     if n > 0:
         sampling = sampling or Sampling(n=n, temperature=PAPER_SAMPLING.temperature,
                                         top_p=PAPER_SAMPLING.top_p, top_k=PAPER_SAMPLING.top_k,
-                                        max_new_tokens=max_new_tokens)
+                                        max_new_tokens=max_new_tokens, seed=seed)
         if sampling.n != n:
             raise ValueError(f"sampling.n={sampling.n} but n={n}")
         cands = sample_candidates(engine, bench, problems, sampling, style, progress)

@@ -104,14 +104,20 @@ class EvalConfig:
     """Parameters that control evaluation after each iteration."""
 
     n: int = field(default=3, metadata={"help": "samples for majority@N / select@N / pass@N; 0 = greedy only"})
-    select: bool = True
+    select: bool = field(default=True, metadata={"help": "also test-time selection (select@N)"})
     max_new_tokens: int = 384
-    batch_size: int = 16
-    every_iteration: bool = True
+    batch_size: int = field(default=16, metadata={"help": "prompts per generate call when evaluating"})
+    every_iteration: bool = field(default=True, metadata={
+        "help": "evaluate after every iteration; False = only the last one"})
+    seed: int = field(default=0, metadata={
+        "help": "seed of the sampled evaluation: re-evaluating a model gives the same "
+                "majority / select / pass figures"})
 
     def __post_init__(self) -> None:
         if self.n < 0:
             raise ConfigError(f"eval.n: must be >= 0, got {self.n}")
+        if self.batch_size < 1:
+            raise ConfigError(f"eval.batch_size: must be >= 1, got {self.batch_size}")
 
 
 @dataclass

@@ -160,7 +160,10 @@ def sample_stage(run: RunDir, bench: Benchmark, problems: Sequence[Problem], sam
             sampling = Sampling(n=n, temperature=cfg.sampling.temperature,
                                 top_p=cfg.sampling.top_p, top_k=cfg.sampling.top_k,
                                 max_new_tokens=cfg.sampling.max_new_tokens,
-                                seed=cfg.run.seed * 100_003 + sampler_iter * 10_007 + start)
+                                # per iteration only: each request's samples then depend on
+                                # the question, not on its chunk, rank or batch (engines seed
+                                # every request from this seed and its content)
+                                seed=cfg.run.seed * 100_003 + sampler_iter * 10_007)
             replies = strategies.sample_candidates(engine, bench, part, sampling, style)
             new = []
             for p, cands in zip(part, replies):
@@ -189,7 +192,8 @@ def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem
     run.log(f"iteration {t}: evaluating on {len(test)} test problems")
     engine = engine_factory()
     ev = strategies.evaluate(engine, bench, test, n=cfg.eval.n, style=cfg.model.prompt_style,
-                             with_select=cfg.eval.select, max_new_tokens=cfg.eval.max_new_tokens)
+                             with_select=cfg.eval.select, max_new_tokens=cfg.eval.max_new_tokens,
+                             seed=cfg.eval.seed)
     with (run.iter_dir(t) / "eval_outcomes.jsonl.tmp").open("w", encoding="utf-8") as fh:
         for outs in ev.outcomes.values():
             for o in outs:
@@ -315,7 +319,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
 
     full = cfg.train.method == "full"
 
-    def engine_for(checkpoint: str | None):
+    def engine_for(checkpoint: str | None, batch_size: int):
         # LoRA: the base model + the iteration's adapter; full fine-tuning: the saved model
         model_path = checkpoint if (full and checkpoint) else cfg.model.pretrained
         adapter = None if full else checkpoint
@@ -323,9 +327,14 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         def make():
             return load_engine(cfg.sampling.backend, model_path, adapter=adapter,
                                dtype=cfg.model.dtype, device=cfg.model.device,
-                               max_pixels=cfg.model.max_pixels,
-                               batch_size=cfg.sampling.batch_size)
+                               max_pixels=cfg.model.max_pixels, batch_size=batch_size)
         return make
+
+    def evaluate_if_due(t: int, checkpoint: str | None) -> dict[str, float] | None:
+        last = t == (0 if method == "distill" else cfg.run.iterations)
+        if not (cfg.eval.every_iteration or last):
+            return None
+        return evaluate_stage(run_dir, t, bench, test, engine_for(checkpoint, cfg.eval.batch_size))
 
     history: list[dict[str, Any]] = []
     warm = BuildResult()
@@ -336,13 +345,14 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         if warm.skipped:
             run_dir.log(f"warm-up data skipped: {dict(warm.skipped)}")
         checkpoint, train_info = train_stage(run_dir, 0, warm, problems, None)
-        metrics = evaluate_stage(run_dir, 0, bench, test, engine_for(checkpoint))
+        metrics = evaluate_if_due(0, checkpoint)
         history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
                         "train": train_info})
     iterations = 0 if method == "distill" else cfg.run.iterations
     rcfg = reflect_config(cfg)
     for t in range(1, iterations + 1):
-        pool_stats = sample_stage(run_dir, bench, train, t - 1, engine_for(checkpoint))
+        pool_stats = sample_stage(run_dir, bench, train, t - 1,
+                                  engine_for(checkpoint, cfg.sampling.batch_size))
         samples = all_samples(run_dir, up_to_iteration=t - 1)
         built = build_examples(bench, problems, samples, rcfg)
         data = combine(warm, built)
@@ -353,7 +363,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
             new_checkpoint, dpo_info = dpo_stage(run_dir, t, pairs, problems, new_checkpoint)
             train_info = {"sft": train_info, "dpo": dpo_info}
         checkpoint = new_checkpoint
-        metrics = evaluate_stage(run_dir, t, bench, test, engine_for(checkpoint))
+        metrics = evaluate_if_due(t, checkpoint)
         history.append({"iteration": t, "metrics": metrics, "pool": pool_stats,
                         "examples": data.counts, "train": train_info})
     summary = {"method": method, "benchmark": bench.name, "n_train": len(train),

@@ -97,3 +97,25 @@ def test_sampling_rejects_bad_settings():
         Sampling(temperature=1.0, top_p=0)
     with pytest.raises(ValueError, match="n must be"):
         Sampling(n=0)
+
+
+@pytest.mark.slow
+def test_seeded_evaluation_gives_the_same_figures_again(tiny_qwen):
+    """Re-evaluating a model with the same seed gives the same samples and figures, whatever
+    the batch size; another seed gives other samples."""
+    from r3v_eval.benchmarks import get_benchmark
+    from r3v_eval.engines.hf import HFEngine
+
+    bench = get_benchmark("shapes")
+    probs = bench.load("test", limit=6)
+
+    def run(batch_size, seed):
+        engine = HFEngine(str(tiny_qwen), device="cpu", batch_size=batch_size)
+        engine.model.generation_config.eos_token_id = None  # full-length, varied samples
+        ev = strategies.evaluate(engine, bench, probs, n=3, greedy=False, max_new_tokens=6,
+                                 progress=False, seed=seed)
+        return ev.metrics, [o.candidates for o in ev.outcomes["majority@3"]]
+
+    first, again, batched, other = run(4, 0), run(4, 0), run(1, 0), run(4, 1)
+    assert first == again == batched
+    assert first[1] != other[1]
