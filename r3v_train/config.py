@@ -19,7 +19,7 @@ import yaml
 
 from r3v_eval.prompts import PROMPT_STYLES
 
-METHODS = ("r3v", "star", "star_dpo", "distill", "r3v_no_refine", "r3v_no_select")
+METHODS = ("r3v", "star", "star_dpo", "distill", "r3v_no_refine", "r3v_no_select", "control")
 
 
 class ConfigError(ValueError):
@@ -132,10 +132,27 @@ class RunConfig:
                 "False continues from the previous iteration's weights"})
     out_dir: str = "runs/r3v"
     seed: int = 0
+    control_reference: str | None = field(default=None, metadata={
+        "help": "run.method=control: a run folder whose last iteration's optimizer steps the "
+                "control matches (e.g. the R3V run it is the control of)"})
+    control_steps: int | None = field(default=None, metadata={
+        "help": "run.method=control: the optimizer steps to continue the warm-up for, when "
+                "there is no reference run"})
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"run.method: {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.method == "control":
+            if not self.warmup:
+                raise ConfigError("run.method=control continues the warm-up: it needs run.warmup: true")
+            if (self.control_reference is None) == (self.control_steps is None):
+                raise ConfigError("run.method=control: give exactly one of run.control_reference "
+                                  "(a run folder to match) and run.control_steps")
+        elif self.control_reference is not None or self.control_steps is not None:
+            raise ConfigError(f"run.control_reference / run.control_steps apply to "
+                              f"run.method=control only, not {self.method!r}")
+        if self.control_steps is not None and self.control_steps < 1:
+            raise ConfigError(f"run.control_steps: must be >= 1, got {self.control_steps}")
         if self.iterations < 0:
             raise ConfigError(f"run.iterations: must be >= 0, got {self.iterations}")
 

@@ -207,12 +207,14 @@ def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem
 
 
 def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, Problem],
-                init: str | None) -> tuple[str, dict[str, Any]]:
+                init: str | None, max_steps: int | None = None) -> tuple[str, dict[str, Any]]:
     """Train iteration ``t``; ``init`` continues from an earlier iteration's checkpoint (an
-    adapter for LoRA, a whole model folder for full fine-tuning), None starts from the base."""
+    adapter for LoRA, a whole model folder for full fine-tuning), None starts from the base;
+    ``max_steps`` overrides the recipe's ``train.max_steps`` (the matched-compute control)."""
     from r3v_train.trainer import train_sft
 
     cfg = run.cfg
+    settings = cfg.train if max_steps is None else dataclasses.replace(cfg.train, max_steps=max_steps)
     d = run.iter_dir(t)
     rows = examples.shuffled(cfg.run.seed + t)
     if run.rank == 0 and not (d / "examples.jsonl").exists():
@@ -222,10 +224,26 @@ def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, 
     data = [{"prompt": e.prompt, "completion": e.completion, "image": e.load_image(problems)}
             for e in rows]
     if cfg.train.method == "full":
-        result = train_sft(init or cfg.model.pretrained, data, d / "model", cfg.train)
+        result = train_sft(init or cfg.model.pretrained, data, d / "model", settings)
     else:
-        result = train_sft(cfg.model.pretrained, data, d / "model", cfg.train, init_adapter=init)
+        result = train_sft(cfg.model.pretrained, data, d / "model", settings, init_adapter=init)
     return str(d / "model"), _train_summary(result)
+
+
+def reference_steps(reference: str | Path) -> int:
+    """Optimizer steps of a run's last trained iteration (what a matched control trains)."""
+    ref = Path(reference)
+    done = [(int(p.parents[1].name.removeprefix("iter_")), p)
+            for p in ref.glob("iter_*/model/train_metrics.json")
+            if p.parents[1].name.removeprefix("iter_").isdigit()]
+    if not done:
+        raise ConfigError(f"run.control_reference: {ref} has no trained iteration "
+                          "(iter_<t>/model/train_metrics.json); run the reference first")
+    t, path = max(done)
+    steps = json.loads(path.read_text()).get("global_step")
+    if not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"run.control_reference: {path} has no global_step")
+    return steps
 
 
 def dpo_stage(run: RunDir, t: int, pairs: BuildResult, problems: dict[str, Problem],
@@ -330,8 +348,10 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
                                max_pixels=cfg.model.max_pixels, batch_size=batch_size)
         return make
 
+    final_t = {"distill": 0, "control": 1}.get(method, cfg.run.iterations)
+
     def evaluate_if_due(t: int, checkpoint: str | None) -> dict[str, float] | None:
-        last = t == (0 if method == "distill" else cfg.run.iterations)
+        last = t == final_t
         if not (cfg.eval.every_iteration or last):
             return None
         return evaluate_stage(run_dir, t, bench, test, engine_for(checkpoint, cfg.eval.batch_size))
@@ -348,7 +368,15 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         metrics = evaluate_if_due(0, checkpoint)
         history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
                         "train": train_info})
-    iterations = 0 if method == "distill" else cfg.run.iterations
+    if method == "control":  # the warm-up's own data, continued for the reference's steps
+        steps = cfg.run.control_steps or reference_steps(cfg.run.control_reference)
+        run_dir.log(f"matched-compute control: the warm-up continued for {steps} optimizer steps"
+                    + (f" (as {cfg.run.control_reference})" if cfg.run.control_reference else ""))
+        checkpoint, train_info = train_stage(run_dir, 1, warm, problems, checkpoint, max_steps=steps)
+        metrics = evaluate_if_due(1, checkpoint)
+        history.append({"iteration": 1, "metrics": metrics, "examples": warm.counts,
+                        "train": train_info, "control_steps": steps})
+    iterations = 0 if method in ("distill", "control") else cfg.run.iterations
     rcfg = reflect_config(cfg)
     for t in range(1, iterations + 1):
         pool_stats = sample_stage(run_dir, bench, train, t - 1,

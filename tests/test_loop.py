@@ -139,6 +139,49 @@ def test_eval_settings_are_read(tmp_path, base_model, scripted, monkeypatch):
     assert summary["final"] == summary["history"][-1]["metrics"]
 
 
+def test_matched_compute_control_continues_the_warmup_for_the_reference_steps(
+        tmp_path, base_model, scripted):
+    """run.method=control: the warm-up's own data, continued from the warm-up checkpoint for
+    as many optimizer steps as the reference run's last iteration; no self-generated data."""
+    ref = _cfg(tmp_path, base_model, "r3v", **{"run.iterations": 1, "train.max_steps": -1})
+    loop.run(ref)
+    ref_steps = json.loads((Path(ref.run.out_dir) / "iter_1" / "model" /
+                            "train_metrics.json").read_text())["global_step"]
+    assert ref_steps > 1  # epoch-based: a count the control must match, not the recipe's cap
+    cfg = _cfg(tmp_path, base_model, "control", **{"run.control_reference": ref.run.out_dir})
+    summary = loop.run(cfg)
+    run_dir = Path(cfg.run.out_dir)
+    assert [h["iteration"] for h in summary["history"]] == [0, 1]
+    assert summary["history"][1]["control_steps"] == ref_steps
+    trained = json.loads((run_dir / "iter_1" / "model" / "train_metrics.json").read_text())
+    assert trained["global_step"] == ref_steps
+    assert {e["kind"] for e in _examples(run_dir, 1)} == {"qa", "teacher"}
+    assert not (run_dir / "pool").exists() or not list((run_dir / "pool").rglob("iter_*.jsonl"))
+    assert json.loads((run_dir / "iter_1" / "model" / "train_config.json").read_text())[
+        "init_adapter"].endswith("iter_0/model")  # continued from the warm-up checkpoint
+    assert summary["final"] == summary["history"][1]["metrics"]
+    fixed = _cfg(tmp_path, base_model, "control", **{"run.control_steps": 2,
+                                                      "run.out_dir": tmp_path / "fixed"})
+    assert loop.run(fixed)["history"][1]["train"]["global_step"] == 2
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["run.method=control"], "exactly one of run.control_reference"),
+    (["run.method=control", "run.control_steps=3", "run.control_reference=x"], "exactly one"),
+    (["run.method=control", "run.control_steps=3", "run.warmup=false"], "run.warmup: true"),
+    (["run.control_steps=3"], "apply to run.method=control only"),
+    (["run.method=control", "run.control_steps=0"], "run.control_steps: must be >= 1"),
+])
+def test_control_settings_are_checked_before_any_model_loads(sets, message):
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(RECIPE, sets)
+
+
+def test_control_reference_without_a_trained_iteration_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="no trained iteration"):
+        loop.reference_steps(tmp_path)
+
+
 def unread_recipe_keys(sources: dict[str, str]) -> list[str]:
     """Recipe keys no code reads. The loop's own sections must be read as ``.<section>.<key>``
     (``cfg.eval.batch_size``); ``train`` and ``reflect`` are handed whole to trainer.py and
