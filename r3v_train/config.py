@@ -36,7 +36,11 @@ class ModelConfig:
     prompt_style: str = field(default="qwen", metadata={"help": "qwen | llava | qwen2"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda[:i]"})
-    max_pixels: int | None = field(default=None, metadata={"help": "Qwen2-VL image pixel cap"})
+    max_pixels: int | None = field(default=None, metadata={
+        "help": "Qwen-family image pixel cap (bounds image tokens); the one budget for sampling, "
+                "evaluation and training"})
+    min_pixels: int | None = field(default=None, metadata={
+        "help": "Qwen-family image pixel floor; as max_pixels, used by every stage"})
 
     def __post_init__(self) -> None:
         if self.prompt_style not in PROMPT_STYLES:
@@ -277,7 +281,13 @@ def config_from_dict(data: dict[str, Any]) -> R3VConfig:
     for key in ("sft", "refine", "select", "prompt_style"):
         if key in (data.get("reflect") or {}):
             raise ConfigError(f"reflect.{key}: set by run.method / model.prompt_style, not here")
+    for key in ("max_pixels", "min_pixels"):  # one image budget: a model trains as it samples
+        if key in (data.get("train") or {}):
+            raise ConfigError(f"train.{key}: set model.{key} instead (one image budget for "
+                              "sampling, evaluation and training)")
     built = {name: _build_section(cls, data.get(name), name) for name, cls in sections.items()}
+    built["train"] = dataclasses.replace(built["train"], max_pixels=built["model"].max_pixels,
+                                         min_pixels=built["model"].min_pixels)
     cfg = R3VConfig(**built)
     if not cfg.model.pretrained:
         raise ConfigError("model.pretrained: required (a hub id or a local folder)")

@@ -345,7 +345,8 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         def make():
             return load_engine(cfg.sampling.backend, model_path, adapter=adapter,
                                dtype=cfg.model.dtype, device=cfg.model.device,
-                               max_pixels=cfg.model.max_pixels, batch_size=batch_size)
+                               max_pixels=cfg.model.max_pixels,
+                               min_pixels=cfg.model.min_pixels, batch_size=batch_size)
         return make
 
     final_t = {"distill": 0, "control": 1}.get(method, cfg.run.iterations)

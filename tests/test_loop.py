@@ -177,6 +177,16 @@ def test_control_settings_are_checked_before_any_model_loads(sets, message):
         load_recipe(RECIPE, sets)
 
 
+def test_one_image_budget_for_sampling_evaluation_and_training():
+    cfg = load_recipe(RECIPE, ["model.max_pixels=3136", "model.min_pixels=784"])
+    assert (cfg.train.max_pixels, cfg.train.min_pixels) == (3136, 784)  # training sees it too
+    for key in ("max_pixels", "min_pixels"):
+        with pytest.raises(ConfigError, match=f"train.{key}: set model.{key} instead"):
+            load_recipe(RECIPE, [f"train.{key}=3136"])
+    qwen = load_recipe(RECIPE.parents[1] / "qwen2_vl_2b" / "chartqa.yaml")
+    assert qwen.model.max_pixels == qwen.train.max_pixels == 401408
+
+
 def test_control_reference_without_a_trained_iteration_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no trained iteration"):
         loop.reference_steps(tmp_path)
