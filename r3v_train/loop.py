@@ -239,7 +239,7 @@ def reference_steps(reference: str | Path) -> int:
     if not done:
         raise ConfigError(f"run.control_reference: {ref} has no trained iteration "
                           "(iter_<t>/model/train_metrics.json); run the reference first")
-    t, path = max(done)
+    _, path = max(done)  # the last iteration
     steps = json.loads(path.read_text()).get("global_step")
     if not isinstance(steps, int) or steps < 1:
         raise ConfigError(f"run.control_reference: {path} has no global_step")
@@ -349,7 +349,8 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
                                min_pixels=cfg.model.min_pixels, batch_size=batch_size)
         return make
 
-    final_t = {"distill": 0, "control": 1}.get(method, cfg.run.iterations)
+    iterations = 0 if method in ("distill", "control") else cfg.run.iterations
+    final_t = 1 if method == "control" else iterations  # the iteration always evaluated
 
     def evaluate_if_due(t: int, checkpoint: str | None) -> dict[str, float] | None:
         last = t == final_t
@@ -377,7 +378,6 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         metrics = evaluate_if_due(1, checkpoint)
         history.append({"iteration": 1, "metrics": metrics, "examples": warm.counts,
                         "train": train_info, "control_steps": steps})
-    iterations = 0 if method in ("distill", "control") else cfg.run.iterations
     rcfg = reflect_config(cfg)
     for t in range(1, iterations + 1):
         pool_stats = sample_stage(run_dir, bench, train, t - 1,

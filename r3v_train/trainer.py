@@ -371,14 +371,15 @@ def sequence_lengths(processor: Any, rows: list[dict[str, Any]],
     # the soft tokens) before tokenising: expand it the same way, so the count is exact
     expansion = getattr(processor, "full_image_sequence", None)
     marker = getattr(processor, "image_token", None)
-    if expansion and marker:
+    expanded_in_text = bool(expansion and marker)
+    if expanded_in_text:
         rendered["prompt"] = [text.replace(marker, expansion) for text in rendered["prompt"]]
     counts = {name: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
               for name, texts in rendered.items()}
     lengths = [counts["prompt"][i] + max(counts[n][i] for n in text_fields[1:])
                for i in range(len(rows))]
     with_image = [i for i, row in enumerate(rows) if row["image"] is not None]
-    if with_image and not (expansion and marker):
+    if with_image and not expanded_in_text:
         for i, extra in zip(with_image, _image_token_counts(processor, rows, with_image)):
             lengths[i] += extra - 1  # the placeholder token is expanded to `extra` tokens
     return lengths

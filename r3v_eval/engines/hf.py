@@ -14,7 +14,8 @@
   which the tests check do not show). With top-k set (the paper's 50) it never sorts the
   vocabulary: top-p runs over the k best tokens only;
 * works with any ``AutoModelForImageTextToText`` whose processor has a chat template
-  (Qwen2-VL, Qwen2.5-VL, LLaVA-1.5), with an optional PEFT LoRA adapter.
+  (tested: Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Gemma 3, LLaVA-1.5), with an optional PEFT LoRA
+  adapter.
 """
 
 from __future__ import annotations

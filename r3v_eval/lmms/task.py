@@ -29,10 +29,9 @@ the same text a simple model is given; every model is scored by the benchmark's 
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
-
-import inspect
 
 from lmms_eval.api.model import lmms
 from lmms_eval.api.task import ConfigurableMessagesTask, ConfigurableTask
@@ -87,8 +86,8 @@ class R3VTask(ConfigurableMessagesTask):
             self.request_shape = SIMPLE
         else:
             self.request_shape = SIMPLE if getattr(model, "is_simple", True) else CHAT
-        logger.info(f"[{self.config.task}] {self.request_shape} requests for "
-                    f"{type(model).__name__ if model is not None else 'an unknown model'}")
+            logger.info(f"[{self.config.task}] {self.request_shape} requests for "
+                        f"{type(model).__name__}")
         return super().build_all_requests(**kwargs)
 
     def construct_requests(self, doc_id: int, ctx: str, **kwargs: Any):
