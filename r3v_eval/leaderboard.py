@@ -1,12 +1,12 @@
-"""Leaderboard tables from evaluation outputs: lmms-eval result files, r3v run folders, and the
-demo's ``leaderboard.json``, as Markdown (stdout or a file), CSV and a PNG bar plot.
+"""Leaderboard tables from evaluation outputs: lmms-eval result files and r3v run folders (what
+``r3v train`` and ``r3v demo`` write), as Markdown (stdout or a file), CSV and PNG plots; run
+folders add their learning curves (:mod:`r3v_eval.learning_curves`).
 
 Inputs (files, or folders searched recursively)::
 
     <output_path>/<model>/<date>_results.json   lmms-eval: results[task]["<metric>,none"]
     <run>/metrics.json                          r3v train: {"method", "benchmark", "final", ...}
     <run>/config.yaml + iter_<t>/eval.json      an unfinished r3v run (latest evaluated iteration)
-    <demo>/leaderboard.json                     r3v demo: {method: {metric: value}, "history": ...}
 
 Rows are methods, columns are benchmarks (``r3v_`` prefix stripped) plus ``avg``; cells are
 accuracy in percent. A row is
@@ -14,9 +14,8 @@ accuracy in percent. A row is
 - for lmms-eval: the model name plus a short tag of its model args, e.g. ``r3v_select(n=3)`` or
   ``r3v_cot(chartqa_r3v/iter_4)`` for an adapter; files with the same model and model args
   (ignoring device / batch size) are one row, one column per task;
-- for runs: the run's method; runs of one method on different benchmarks share the row, and
+- for runs: the run's name (``run.name``, default its method); runs of one method on different benchmarks share the row, and
   when two runs of one method cover the same benchmark each is named by its folder;
-- for the demo: each method of ``leaderboard.json``.
 
 Metrics are kept by family: ``greedy`` (Test@1), ``majority@N``, ``select@N``, ``pass@N`` (the
 oracle), plus ``accuracy`` = each row's own answer (greedy for ``r3v_cot`` and for runs,
@@ -42,7 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DASH = "–"  # a benchmark the row has no number for
+from r3v_eval.errors import R3VError
+from r3v_eval.learning_curves import (
+    RunCurve,
+    iteration_table,
+    plot_iterations,
+    plot_sweeps,
+    read_curve,
+    sweep_tables,
+)
+from r3v_eval.tables import DASH, Table
+
 SECOND_HAND = "(paper, 2nd-hand)"
 FAMILIES = ("greedy", "majority", "select", "pass")
 FAMILY_TITLES = {"accuracy": "accuracy: each row's own answer",
@@ -86,7 +95,7 @@ PAPER = {
 REFERENCES = ("none", *PAPER)
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(R3VError):
     """A user error: a path holding nothing readable, a bad file, an unknown baseline/metric."""
 
 
@@ -105,7 +114,7 @@ class Cell:
 @dataclass
 class Row:
     label: str
-    kind: str  # "lmms" | "run" | "demo" | "reference"
+    kind: str  # "lmms" | "run" | "reference"
     cells: dict[str, Cell] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     alt_label: str | None = None  # used when the label clashes with another row's
@@ -297,7 +306,7 @@ def read_run(folder: Path) -> tuple[str, str, Cell]:
         data = _read_json(metrics_file, "r3v run metrics")
         if not isinstance(data, dict) or "final" not in data:
             raise LeaderboardError(f"cannot read r3v run metrics {metrics_file}: no 'final' section")
-        method = str(data.get("method") or folder.name)
+        method = str(data.get("name") or data.get("method") or folder.name)
         bench = bench_name(str(data.get("benchmark") or "?"))
         cell = _run_cell(data["final"], metrics_file)
         if not cell.metrics:
@@ -315,7 +324,7 @@ def read_run(folder: Path) -> tuple[str, str, Cell]:
     if not evals:
         raise LeaderboardError(f"r3v run {folder} has no metrics.json and no iter_<t>/eval.json yet")
     data = _read_json(evals[-1], "r3v evaluation")
-    method = str(cfg.get("run", {}).get("method") or folder.name)
+    method = str(cfg.get("run", {}).get("name") or cfg.get("run", {}).get("method") or folder.name)
     bench = bench_name(str(cfg.get("data", {}).get("benchmark") or "?"))
     cell = _run_cell(data.get("metrics") if isinstance(data, dict) else None, evals[-1],
                      note=f"unfinished run: latest evaluated {evals[-1].parent.name}")
@@ -328,39 +337,6 @@ def _is_run_folder(folder: Path) -> bool:
     return (folder / "config.yaml").is_file() and any(folder.glob("iter_*/eval.json"))
 
 
-# -------------------------------------------------------------- r3v demo
-def read_demo(path: Path) -> list[Row]:
-    """``leaderboard.json``: {method: {metric: value}} (or {method: {benchmark: {metric:
-    value}}}), plus optional "history" (ignored) and "benchmark" (default: shapes)."""
-    data = _read_json(path, "r3v demo leaderboard")
-    if not isinstance(data, dict):
-        raise LeaderboardError(f"cannot read r3v demo leaderboard {path}: not a JSON object")
-    default_bench = bench_name(str(data.get("benchmark") or "shapes"))
-    rows = []
-    for method, entry in data.items():
-        if method in ("history", "benchmark") or not isinstance(entry, dict):
-            continue
-        nested = entry and all(isinstance(v, dict) for v in entry.values())
-        per_bench = entry if nested else {default_bench: entry}
-        row = Row(str(method), "demo", sources=[str(path)],
-                  alt_label=f"{method} [{path.parent.name}]")
-        for bench, metrics in per_bench.items():
-            if not isinstance(metrics, dict):
-                continue
-            cell = _run_cell(metrics, path)
-            if cell.metrics:
-                row.cells[bench_name(str(bench))] = cell
-        if row.cells:
-            rows.append(row)
-    if not rows:
-        raise LeaderboardError(f"r3v demo leaderboard {path} holds no {{method: {{metric: value}}}}")
-    values = [v for r in rows for c in r.cells.values() for v in c.metrics.values()]
-    if any(v > 1.0 for v in values):  # written as percentages
-        for r in rows:
-            r.percent = True
-    return rows
-
-
 # --------------------------------------------------------------- discovery
 def _classify_json(path: Path) -> str:
     name = path.name
@@ -368,8 +344,6 @@ def _classify_json(path: Path) -> str:
         return "lmms"
     if name == "metrics.json":
         return "run"
-    if name == "leaderboard.json":
-        return "demo"
     data = _read_json(path, "file")
     if isinstance(data, dict) and "iteration" in data and "metrics" in data:
         raise LeaderboardError(f"{path} is one iteration's evaluation of an r3v run: pass the run "
@@ -379,15 +353,13 @@ def _classify_json(path: Path) -> str:
         return "lmms"
     if isinstance(data, dict) and "final" in data:
         return "run-file"
-    if isinstance(data, dict) and any(isinstance(v, dict) for v in data.values()):
-        return "demo"
-    raise LeaderboardError(f"{path} is neither an lmms-eval results file (*_results.json), an "
-                           "r3v run's metrics.json nor an r3v demo leaderboard.json")
+    raise LeaderboardError(f"{path} is neither an lmms-eval results file (*_results.json) nor "
+                           "an r3v run's metrics.json")
 
 
 def discover(paths: Iterable[str | Path]) -> list[tuple[str, Path]]:
-    """Paths -> [(kind, path)], kind in lmms (a results file), run (a run folder), demo (a
-    leaderboard.json). Folders are searched recursively; a run or demo folder is taken whole
+    """Paths -> [(kind, path)], kind in lmms (a results file) or run (a run folder). Folders
+    are searched recursively; a run folder is taken whole
     (its subfolders belong to it)."""
     found: list[tuple[str, Path]] = []
     for raw in paths:
@@ -408,9 +380,6 @@ def discover(paths: Iterable[str | Path]) -> list[tuple[str, Path]]:
             if _is_run_folder(folder):
                 found.append(("run", folder))
                 continue
-            if (folder / "leaderboard.json").is_file():
-                found.append(("demo", folder / "leaderboard.json"))
-                continue
             try:
                 entries = sorted(folder.iterdir())
             except OSError as exc:
@@ -421,7 +390,7 @@ def discover(paths: Iterable[str | Path]) -> list[tuple[str, Path]]:
         if len(found) == before:
             raise LeaderboardError(
                 f"{path} holds no lmms-eval results (*_results.json), r3v run (metrics.json) "
-                "or r3v demo leaderboard (leaderboard.json)")
+                "(r3v demo writes run folders)")
     return found
 
 
@@ -458,8 +427,6 @@ def load_rows(paths: Iterable[str | Path]) -> tuple[list[Row], list[str]]:
                 runs[method] = []
                 order.append(("run", method))
             runs[method].append((path, bench, cell))
-        else:
-            order.extend(("demo", row) for row in read_demo(path))
 
     rows: list[Row] = []
     labels = {ident: _lmms_label(e["model"], e["args"]) for ident, e in lmms.items()}
@@ -494,7 +461,7 @@ def load_rows(paths: Iterable[str | Path]) -> tuple[list[Row], list[str]]:
                                     alt_label=f"{p.name} [{p.parent.name}]"))
         else:
             rows.append(key)
-    # one label per row across kinds (e.g. a run and a demo method both called r3v)
+    # one label per row across kinds (e.g. a run and an lmms-eval model both called r3v)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.label] = counts.get(r.label, 0) + 1
@@ -535,43 +502,6 @@ def order_benchmarks(names: Iterable[str]) -> list[str]:
     names = set(names)
     known = [b for b in BENCHMARK_ORDER if b in names]
     return known + sorted(names - set(known))
-
-
-@dataclass
-class Table:
-    title: str
-    metric: str
-    columns: list[str]  # benchmarks (without "avg")
-    rows: list[tuple[str, str, list[float | None], float | None, int]]  # label, kind, cells, avg, n
-    notes: list[str] = field(default_factory=list)
-    delta: bool = False
-
-    def fmt(self, v: float | None) -> str:
-        if v is None:
-            return DASH
-        if self.delta:
-            r = round(v, 1)
-            return f"{0.0:+.1f}" if r == 0 else f"{r:+.1f}"
-        return f"{v:.1f}"
-
-    def markdown(self) -> str:
-        header = ["method", *self.columns, "avg"]
-        body = []
-        ncols = len(self.columns)
-        for label, _kind, cells, avg, n in self.rows:
-            partial = avg is not None and n < ncols
-            body.append([label.replace("|", "\\|"), *(self.fmt(c) for c in cells),
-                         self.fmt(avg) + ("*" if partial else "")])
-        widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
-                  for i, h in enumerate(header)]
-        lines = ["| " + " | ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                                   for i, (h, w) in enumerate(zip(header, widths))) + " |",
-                 "|" + "|".join(":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":"
-                                for i, w in enumerate(widths)) + "|"]
-        for r in body:
-            lines.append("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                                           for i, (c, w) in enumerate(zip(r, widths))) + " |")
-        return "\n".join(lines)
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -650,13 +580,18 @@ class Leaderboard:
     reference: str
     notes: list[str]
     rows: list[Row]
+    curves: list[RunCurve] = field(default_factory=list)
 
     def tables(self) -> list[Table]:
         return [t for t in (self.main, self.delta, *self.per_metric) if t is not None]
 
+    def curve_tables(self) -> list[Table]:
+        return [t for t in (iteration_table(self.curves), *sweep_tables(self.curves))
+                if t is not None]
+
     def markdown(self) -> str:
         parts = ["# R3V leaderboard", ""]
-        for t in self.tables():
+        for t in [*self.tables(), *self.curve_tables()]:
             parts += [f"## {t.title}", "", t.markdown(), ""]
             parts += [f"- {n}" for n in t.notes]
             if t.notes:
@@ -812,7 +747,21 @@ def build_leaderboard(paths: Sequence[str | Path], *, baseline: str | None = Non
             if t is not None:
                 _note_n(t, rows, f)
                 per_metric.append(t)
-    return Leaderboard(main, delta, per_metric, reference, notes, rows + refs)
+    return Leaderboard(main, delta, per_metric, reference, notes, rows + refs, run_curves(rows))
+
+
+def run_curves(rows: Sequence[Row]) -> list[RunCurve]:
+    """The learning curves of the finished runs among ``rows``, labelled as their rows."""
+    curves = []
+    for r in rows:
+        if r.kind != "run":
+            continue
+        for src in r.sources:
+            label = r.label if len(r.sources) == 1 else f"{r.label} [{Path(src).name}]"
+            curve = read_curve(Path(src), label)
+            if curve is not None:
+                curves.append(curve)
+    return curves
 
 
 def _note_n(table: Table, rows: Sequence[Row], family: str) -> None:
@@ -832,7 +781,8 @@ def _note_n(table: Table, rows: Sequence[Row], family: str) -> None:
 
 
 def write_outputs(board: Leaderboard, out: str | Path | None) -> list[Path]:
-    """Markdown to ``out`` (or stdout when None) plus ``out``.csv and ``out``.png."""
+    """Markdown to ``out`` (or stdout when None) plus ``out``.csv and ``out``.png, and for run
+    folders ``out``_per_iteration.png and ``out``_select_vs_majority.png."""
     text = board.markdown()
     if out is None:
         print(text, end="")
@@ -846,8 +796,12 @@ def write_outputs(board: Leaderboard, out: str | Path | None) -> list[Path]:
     out.write_text(text, encoding="utf-8")
     csv_path = out.with_suffix(".csv")
     csv_path.write_text(board.csv(), encoding="utf-8")
-    png = board.plot(out.with_suffix(".png"))
-    return [out, csv_path, png]
+    written = [out, csv_path, board.plot(out.with_suffix(".png"))]
+    if iteration_table(board.curves) is not None:
+        written.append(plot_iterations(board.curves, out.with_name(out.stem + "_per_iteration.png")))
+    if sweep_tables(board.curves):
+        written.append(plot_sweeps(board.curves, out.with_name(out.stem + "_select_vs_majority.png")))
+    return written
 
 
 def run_leaderboard(paths: Sequence[str | Path], *, out: str | Path | None = None,

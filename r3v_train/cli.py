@@ -86,7 +86,7 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from r3v_train.demo import run_demo
 
-    return run_demo(out_dir=args.out, seed=args.seed, quick=args.quick)
+    return run_demo(out_dir=args.out, seed=args.seed, quick=args.quick, methods=args.methods)
 
 
 def _cmd_tasks_dir(args: argparse.Namespace) -> int:
@@ -109,28 +109,18 @@ def _cmd_eval(argv: list[str]) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from r3v_eval.leaderboard import LeaderboardError, run_leaderboard
+    from r3v_eval.leaderboard import run_leaderboard
 
-    try:
-        run_leaderboard(args.paths, out=args.out, baseline=args.baseline,
-                        reference=args.reference, metric=args.metric)
-    except LeaderboardError as exc:
-        print(f"r3v leaderboard: error: {exc}", file=sys.stderr)
-        return 2
+    run_leaderboard(args.paths, out=args.out, baseline=args.baseline,
+                    reference=args.reference, metric=args.metric)
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from r3v_train.config import ConfigError, load_recipe
-
-    try:
-        cfg = load_recipe(args.recipe, args.set)
-    except ConfigError as exc:
-        print(f"r3v train: bad recipe: {exc}", file=sys.stderr)
-        return 2
+    from r3v_train.config import load_recipe
     from r3v_train.loop import run
 
-    summary = run(cfg)
+    summary = run(load_recipe(args.recipe, args.set))
     print(json.dumps(summary["final"], indent=2))
     return 0
 
@@ -183,13 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("r3v_demo"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                   help="runs after the warm-up (default: star r3v control; also r3v_no_refine, "
+                        "r3v_no_select)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("leaderboard", help="tables (Markdown, CSV, PNG) from lmms-eval results, "
-                                           "r3v runs and demo output")
+                                           "r3v run folders (train and demo)")
     p.add_argument("paths", nargs="+", metavar="RUN_OR_RESULTS",
-                   help="lmms-eval *_results.json files, r3v run folders (metrics.json), demo "
-                        "leaderboard.json, or folders holding them (searched recursively)")
+                   help="lmms-eval *_results.json files, r3v run folders (metrics.json), or "
+                        "folders holding them (searched recursively)")
     p.add_argument("--out", type=Path, default=None, metavar="FILE.md",
                    help="write Markdown here, plus FILE.csv and FILE.png (default: stdout only)")
     p.add_argument("--baseline", default=None, metavar="NAME",
@@ -217,19 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "eval":
-        try:
-            return _cmd_eval(argv[1:])
-        except ValueError as exc:
-            print(f"r3v eval: error: {exc}", file=sys.stderr)
-            return 2
-    args = build_parser().parse_args(argv)
+    from r3v_eval.errors import R3VError
+
+    command = argv[0] if argv else "r3v"
     try:
+        if command == "eval":
+            return _cmd_eval(argv[1:])
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except (KeyError, ValueError) as exc:
-        # user errors (unknown benchmark, bad knob, bad data) — no traceback
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"r3v {args.command}: error: {msg}", file=sys.stderr)
+    except R3VError as exc:
+        # the project's own errors (a bad recipe, bad data, a bad results folder): one line;
+        # anything else is a bug or an environment problem and keeps its traceback
+        print(f"r3v {command}: error: {exc}", file=sys.stderr)
         return 2
 
 

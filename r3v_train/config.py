@@ -17,12 +17,14 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from r3v_eval.errors import R3VError
 from r3v_eval.prompts import PROMPT_STYLES
 
 METHODS = ("r3v", "star", "star_dpo", "distill", "r3v_no_refine", "r3v_no_select", "control")
+STARTS = ("base", "warmup", "previous")
 
 
-class ConfigError(ValueError):
+class ConfigError(R3VError):
     """A recipe that does not validate; the message names the key."""
 
 
@@ -41,8 +43,18 @@ class ModelConfig:
                 "evaluation and training"})
     min_pixels: int | None = field(default=None, metadata={
         "help": "Qwen-family image pixel floor; as max_pixels, used by every stage"})
+    perception_examples: int = field(default=0, metadata={
+        "help": "tiny:<arch>:<size> only: pre-train the random-weight base on this many one-step "
+                "perception questions of the benchmark (fresh pictures, answered in a sentence) "
+                "before the warm-up, as a real VLM comes able to see; 0 = no pre-training"})
+    perception_lr: float = field(default=3e-4, metadata={
+        "help": "learning rate of the perception pre-training (vision tower trained too)"})
+    perception_epochs: float = field(default=1.0, metadata={
+        "help": "passes over the perception pre-training examples"})
 
     def __post_init__(self) -> None:
+        if self.perception_examples < 0:
+            raise ConfigError(f"model.perception_examples: must be >= 0, got {self.perception_examples}")
         if self.prompt_style not in PROMPT_STYLES:
             raise ConfigError(f"model.prompt_style: {self.prompt_style!r} is not one of {PROMPT_STYLES}")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
@@ -65,19 +77,39 @@ class DataConfig:
                 "benchmark's own perfect rationales (synthetic shapes only)"})
     teacher_limit: int | None = field(default=None, metadata={
         "help": "use at most this many teacher rationales (the first train problems that have one)"})
+    teacher_per_template: int | None = field(default=None, metadata={
+        "help": "keep at most this many teacher rationales per question template (benchmarks "
+                "whose problems name a template, e.g. shapes)"})
+    teacher_max_steps: int | None = field(default=None, metadata={
+        "help": "keep teacher rationales only for questions of at most this many reasoning steps "
+                "(benchmarks whose problems count their steps, e.g. shapes): the teacher then "
+                "covers some step patterns only and self-training must find the rest"})
+    teacher_repeats: int = field(default=1, metadata={
+        "help": "each teacher rationale appears this many times in the warm-up data"})
     warmup_qa: bool = field(default=True, metadata={
         "help": "iteration 0 trains direct-answer QA pairs for the whole train split"})
+    options: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "keyword arguments of the benchmark (generated benchmarks: e.g. shapes takes "
+                "seed, sizes and world); set one with --set data.options.seed=3"})
 
     def __post_init__(self) -> None:
-        from r3v_eval.benchmarks import benchmark_names
+        from r3v_eval.benchmarks import benchmark_names, get_benchmark
 
         if self.benchmark not in benchmark_names():
             raise ConfigError(f"data.benchmark: unknown benchmark {self.benchmark!r}; "
                               f"known: {', '.join(benchmark_names())}")
-        for key in ("train_limit", "test_limit", "teacher_limit"):
+        for key in ("train_limit", "test_limit", "teacher_limit", "teacher_per_template",
+                    "teacher_max_steps"):
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ConfigError(f"data.{key}: must be >= 1, got {v}")
+        if self.teacher_repeats < 1:
+            raise ConfigError(f"data.teacher_repeats: must be >= 1, got {self.teacher_repeats}")
+        if self.options:
+            try:
+                get_benchmark(self.benchmark, self.options)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"data.options: {exc}") from None
 
 
 @dataclass
@@ -113,6 +145,12 @@ class EvalConfig:
     batch_size: int = field(default=16, metadata={"help": "prompts per generate call when evaluating"})
     every_iteration: bool = field(default=True, metadata={
         "help": "evaluate after every iteration; False = only the last one"})
+    sampled_every_iteration: bool = field(default=True, metadata={
+        "help": "majority / select / pass @N after every evaluated iteration; False = greedy "
+                "only before the last iteration (the sampled metrics cost N generations each)"})
+    ns: list[int] | None = field(default=None, metadata={
+        "help": "also report majority / select / pass at these N (each <= eval.n), from the "
+                "same eval.n samples per question; None = at eval.n only"})
     seed: int = field(default=0, metadata={
         "help": "seed of the sampled evaluation: re-evaluating a model gives the same "
                 "majority / select / pass figures"})
@@ -122,6 +160,9 @@ class EvalConfig:
             raise ConfigError(f"eval.n: must be >= 0, got {self.n}")
         if self.batch_size < 1:
             raise ConfigError(f"eval.batch_size: must be >= 1, got {self.batch_size}")
+        for k in self.ns or ():
+            if not 1 <= k <= self.n:
+                raise ConfigError(f"eval.ns: {k} is not between 1 and eval.n={self.n}")
 
 
 @dataclass
@@ -131,9 +172,20 @@ class RunConfig:
     method: str = field(default="r3v", metadata={"help": " | ".join(METHODS)})
     iterations: int = field(default=4, metadata={"help": "self-training iterations after the warm-up"})
     warmup: bool = field(default=True, metadata={"help": "iteration 0 trains QA pairs + teacher rationales"})
-    restart_from_base: bool = field(default=True, metadata={
-        "help": "train a fresh adapter on the base model every iteration (the paper); "
-                "False continues from the previous iteration's weights"})
+    warmup_epochs: float | None = field(default=None, metadata={
+        "help": "passes over the warm-up data in iteration 0; None = train.epochs"})
+    start: str = field(default="base", metadata={
+        "help": "where each self-training iteration's training starts: base (fresh from the "
+                "original model, the paper), warmup (from the iteration-0 checkpoint) or "
+                "previous (from the last iteration's checkpoint)"})
+    warmup_from: str | None = field(default=None, metadata={
+        "help": "a run folder whose warm-up (iteration 0: base model, checkpoint, evaluation) "
+                "this run shares instead of training its own; the samples its checkpoint "
+                "draws are shared too (kept in that folder's pool), so STaR and R3V start "
+                "from the same iteration-0 samples. Its model, data, sampling and train "
+                "settings and run.seed must equal this run's"})
+    name: str | None = field(default=None, metadata={
+        "help": "the run's label in leaderboards; None = run.method"})
     out_dir: str = "runs/r3v"
     seed: int = 0
     control_reference: str | None = field(default=None, metadata={
@@ -159,6 +211,14 @@ class RunConfig:
             raise ConfigError(f"run.control_steps: must be >= 1, got {self.control_steps}")
         if self.iterations < 0:
             raise ConfigError(f"run.iterations: must be >= 0, got {self.iterations}")
+        if self.start not in STARTS:
+            raise ConfigError(f"run.start: {self.start!r} is not one of {', '.join(STARTS)}")
+        if self.start == "warmup" and not self.warmup:
+            raise ConfigError("run.start=warmup needs the warm-up (run.warmup: true)")
+        if self.warmup_from is not None and not self.warmup:
+            raise ConfigError("run.warmup_from shares a warm-up: it needs run.warmup: true")
+        if self.warmup_epochs is not None and self.warmup_epochs <= 0:
+            raise ConfigError(f"run.warmup_epochs: must be > 0, got {self.warmup_epochs}")
 
 
 def _section_types() -> dict[str, type]:
@@ -291,6 +351,9 @@ def config_from_dict(data: dict[str, Any]) -> R3VConfig:
     cfg = R3VConfig(**built)
     if not cfg.model.pretrained:
         raise ConfigError("model.pretrained: required (a hub id or a local folder)")
+    if cfg.model.perception_examples and not cfg.model.pretrained.startswith("tiny:"):
+        raise ConfigError("model.perception_examples: pre-trains a tiny:<arch>:<size> base only; "
+                          f"{cfg.model.pretrained!r} is already a pre-trained model")
     return cfg
 
 
@@ -301,23 +364,30 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise ConfigError(f"--set {item!r}: expected section.key=value")
         key, raw = item.split("=", 1)
         parts = key.strip().split(".")
-        if len(parts) != 2:
+        if len(parts) < 2 or not all(parts):
             raise ConfigError(f"--set {key!r}: expected section.key (e.g. run.iterations)")
-        section, name = parts
+        section, name, *sub = parts
         data.setdefault(section, {})
         if data[section] is None:
             data[section] = {}
-        data[section][name] = yaml.safe_load(raw)
+        target = data[section]
+        for part in [name, *sub][:-1]:  # data.options.seed: a key inside a mapping value
+            if not isinstance(target.get(part, {}), dict):
+                raise ConfigError(f"--set {key!r}: {part} is not a mapping")
+            target = target.setdefault(part, {})
+        target[parts[-1]] = yaml.safe_load(raw)
     return data
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for section, values in over.items():
-        if isinstance(values, dict) and isinstance(out.get(section), dict):
-            out[section].update(values)
+    """``over`` on top of ``base``, mapping by mapping (a section, or a mapping value such as
+    data.options, keeps the keys ``over`` does not set)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
         else:
-            out[section] = values
+            out[key] = value
     return out
 
 

@@ -14,9 +14,14 @@ pool (finished samples are never redone); a training stage is finished only once
 ``DONE`` marker exists (TRL checkpoints are resumed otherwise); an evaluation is finished
 only once its metrics file exists (written atomically).
 
+Runs can share a warm-up (``run.warmup_from``): STaR, R3V and the matched-compute control
+then start from one iteration-0 checkpoint, and the samples it draws are kept once, in the
+warm-up run's pool, for every run that shares it.
+
 Run directory layout::
 
     config.yaml  versions.json  progress.log  metrics.json
+    base_model/                              a tiny:<arch>:<size> base, built (and pre-trained)
     pool/rank<r>/iter_<t>.jsonl              samples drawn by the checkpoint of iteration t
     iter_<t>/examples.jsonl                  the training set of iteration t (for audit)
     iter_<t>/model/                          adapter (or full model) + train_metrics.json
@@ -28,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -39,8 +43,9 @@ from r3v_eval import strategies
 from r3v_eval.benchmarks import Benchmark, Problem, get_benchmark
 from r3v_eval.engines import load_engine
 from r3v_eval.engines.base import Sampling
+from r3v_eval.provenance import installed_versions, write_atomic, write_jsonl
 from r3v_train.config import ConfigError, R3VConfig
-from r3v_train.pool import Sample, SamplePool
+from r3v_train.pool import Sample, SamplePool, pool_stats
 from r3v_train.reflect import (
     BuildResult,
     ReflectConfig,
@@ -57,12 +62,6 @@ SELF_TRAINING_METHODS = {"r3v": "r3v", "r3v_no_refine": "r3v_no_refine",
 
 
 # ------------------------------------------------------------------ helpers
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _dist() -> tuple[int, int]:
     """(rank, world size) under ``accelerate launch`` / torchrun; (0, 1) otherwise."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -73,19 +72,6 @@ def _barrier() -> None:
         from accelerate import PartialState
 
         PartialState().wait_for_everyone()
-
-
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("r3v", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
-                "lmms-eval", "vllm"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 class RunDir:
@@ -107,8 +93,8 @@ class RunDir:
                     f"{self.path} holds a run with a different config (differs in: "
                     f"{', '.join(diff) or 'sections'}); use another run.out_dir to start afresh")
         elif self.rank == 0:
-            _atomic_write(cfg_path, yaml.safe_dump(resolved, sort_keys=False))
-            _atomic_write(self.path / "versions.json", json.dumps(versions(), indent=2))
+            write_atomic(cfg_path, yaml.safe_dump(resolved, sort_keys=False))
+            write_atomic(self.path / "versions.json", json.dumps(installed_versions(), indent=2))
 
     def iter_dir(self, t: int) -> Path:
         d = self.path / f"iter_{t}"
@@ -124,17 +110,27 @@ class RunDir:
 
 
 # ------------------------------------------------------------------ stages
-def pool_of(run: RunDir, rank: int | None = None) -> SamplePool:
-    rank = run.rank if rank is None else rank
-    return SamplePool(run.path / "pool" / f"rank{rank}")
+def pool_root(run: RunDir, sampler_iter: int) -> Path:
+    """The pool folder of the samples drawn by iteration ``sampler_iter``'s checkpoint: a shared
+    warm-up's own pool for iteration 0 (every run sharing it draws the same samples), else
+    this run's."""
+    if sampler_iter == 0 and run.cfg.run.warmup_from:
+        return Path(run.cfg.run.warmup_from) / "pool"
+    return run.path / "pool"
+
+
+def drawn_samples(run: RunDir, sampler_iter: int) -> list[Sample]:
+    """Every rank's samples of one iteration (the pool is sharded by process under
+    ``accelerate launch``; a run may resume with another process count)."""
+    out: list[Sample] = []
+    for d in sorted(pool_root(run, sampler_iter).glob("rank*")):
+        out.extend(SamplePool(d).read_iteration(sampler_iter))
+    return out
 
 
 def all_samples(run: RunDir, up_to_iteration: int) -> list[Sample]:
-    """Every rank's samples (the pool is sharded by process under accelerate launch)."""
-    out: list[Sample] = []
-    for d in sorted((run.path / "pool").glob("rank*")):
-        out.extend(SamplePool(d).samples(up_to_iteration=up_to_iteration))
-    return out
+    """The samples of iterations 0 .. ``up_to_iteration``."""
+    return [s for t in range(up_to_iteration + 1) for s in drawn_samples(run, t)]
 
 
 def sample_stage(run: RunDir, bench: Benchmark, problems: Sequence[Problem], sampler_iter: int,
@@ -144,14 +140,15 @@ def sample_stage(run: RunDir, bench: Benchmark, problems: Sequence[Problem], sam
     chunk so a kill loses at most one chunk."""
     cfg = run.cfg
     rank, world = _dist()
-    mine = list(problems)[rank::world]
-    pool = pool_of(run)
     n = cfg.sampling.n
-    done = pool.done_keys(sampler_iter)
-    todo = [p for p in mine if any((p.id, j) not in done for j in range(n))]
+    done = {(s.question_id, s.sample_index) for s in drawn_samples(run, sampler_iter)}
+    _barrier()  # every rank has read the pool before any rank appends to it
+    missing = [p for p in problems if any((p.id, j) not in done for j in range(n))]
+    todo = missing[rank::world]
+    pool = SamplePool(pool_root(run, sampler_iter) / f"rank{rank}")
     if todo:
         run.log(f"iteration {sampler_iter + 1}: sampling {len(todo)} questions x {n} "
-                f"({len(mine) - len(todo)} already in the pool)")
+                f"({len(problems) - len(missing)} already in the pool)")
         engine = engine_factory()
         style = cfg.model.prompt_style
         chunk = cfg.sampling.chunk_size
@@ -176,12 +173,13 @@ def sample_stage(run: RunDir, bench: Benchmark, problems: Sequence[Problem], sam
             run.log(f"  sampled {min(start + chunk, len(todo))}/{len(todo)} questions")
         del engine
     _barrier()
-    stats = pool.stats(sampler_iter)
-    return stats
+    return pool_stats(drawn_samples(run, sampler_iter))
 
 
 def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem],
-                   engine_factory) -> dict[str, float]:
+                   engine_factory, sampled: bool = True) -> dict[str, float]:
+    """Greedy accuracy and (``sampled``) majority / select / pass at ``eval.n`` and every
+    ``eval.ns`` on the test split; written once to ``iter_<t>/eval.json``."""
     out = run.iter_dir(t) / "eval.json"
     if out.exists():
         return json.loads(out.read_text())["metrics"]
@@ -191,15 +189,13 @@ def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem
     cfg = run.cfg
     run.log(f"iteration {t}: evaluating on {len(test)} test problems")
     engine = engine_factory()
-    ev = strategies.evaluate(engine, bench, test, n=cfg.eval.n, style=cfg.model.prompt_style,
+    n = cfg.eval.n if sampled else 0
+    ev = strategies.evaluate(engine, bench, test, n=n, style=cfg.model.prompt_style,
                              with_select=cfg.eval.select, max_new_tokens=cfg.eval.max_new_tokens,
-                             seed=cfg.eval.seed)
-    with (run.iter_dir(t) / "eval_outcomes.jsonl.tmp").open("w", encoding="utf-8") as fh:
-        for outs in ev.outcomes.values():
-            for o in outs:
-                fh.write(json.dumps(o.to_dict(), ensure_ascii=False) + "\n")
-    os.replace(run.iter_dir(t) / "eval_outcomes.jsonl.tmp", run.iter_dir(t) / "eval_outcomes.jsonl")
-    _atomic_write(out, json.dumps({"iteration": t, "n_test": len(test), "metrics": ev.metrics},
+                             seed=cfg.eval.seed, also_at=tuple(cfg.eval.ns or ()) if n else ())
+    write_jsonl(run.iter_dir(t) / "eval_outcomes.jsonl",
+                ({"metric": name, **o.to_dict()} for name, outs in ev.outcomes.items() for o in outs))
+    write_atomic(out, json.dumps({"iteration": t, "n_test": len(test), "metrics": ev.metrics},
                                   indent=2))
     run.log(f"iteration {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in ev.metrics.items()))
     _barrier()
@@ -207,19 +203,19 @@ def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem
 
 
 def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, Problem],
-                init: str | None, max_steps: int | None = None) -> tuple[str, dict[str, Any]]:
+                init: str | None, **overrides: Any) -> tuple[str, dict[str, Any]]:
     """Train iteration ``t``; ``init`` continues from an earlier iteration's checkpoint (an
     adapter for LoRA, a whole model folder for full fine-tuning), None starts from the base;
-    ``max_steps`` overrides the recipe's ``train.max_steps`` (the matched-compute control)."""
+    ``overrides`` replace recipe ``train`` settings (``epochs`` of the warm-up, ``max_steps``
+    of the matched-compute control)."""
     from r3v_train.trainer import train_sft
 
     cfg = run.cfg
-    settings = cfg.train if max_steps is None else dataclasses.replace(cfg.train, max_steps=max_steps)
+    settings = dataclasses.replace(cfg.train, **overrides)
     d = run.iter_dir(t)
     rows = examples.shuffled(cfg.run.seed + t)
     if run.rank == 0 and not (d / "examples.jsonl").exists():
-        _atomic_write(d / "examples.jsonl",
-                      "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in rows))
+        write_jsonl(d / "examples.jsonl", (e.to_dict() for e in rows))
     run.log(f"iteration {t}: training on {len(rows)} examples ({examples.summary()})")
     data = [{"prompt": e.prompt, "completion": e.completion, "image": e.load_image(problems)}
             for e in rows]
@@ -281,25 +277,77 @@ def reflect_config(cfg: R3VConfig) -> ReflectConfig:
                                select="select" in on, prompt_style=cfg.model.prompt_style)
 
 
-def resolve_pretrained(run: RunDir) -> str:
-    """A hub id / folder as is; ``tiny:<arch>:<size>`` is built (once) into the run folder."""
-    spec = run.cfg.model.pretrained
+#: what runs sharing a warm-up must agree on (the whole section, or single keys)
+SHARED_WARMUP_KEYS = ("model", "data", "sampling", "train", "run.seed", "run.warmup_epochs")
+
+
+def shared_warmup(cfg: R3VConfig) -> Path | None:
+    """The finished run folder whose warm-up this run shares (``run.warmup_from``), checked:
+    it must exist, agree on :data:`SHARED_WARMUP_KEYS` and have finished iteration 0."""
+    if not cfg.run.warmup_from:
+        return None
+    src = Path(cfg.run.warmup_from)
+    saved_file = src / "config.yaml"
+    if not saved_file.is_file():
+        raise ConfigError(f"run.warmup_from: {src} is not a run folder (no config.yaml); run the "
+                          "warm-up's recipe first")
+    saved = yaml.safe_load(saved_file.read_text()) or {}
+    mine = json.loads(json.dumps(cfg.to_dict()))
+    differ = []
+    for key in SHARED_WARMUP_KEYS:
+        section, _, name = key.partition(".")
+        theirs, ours = saved.get(section, {}), mine[section]
+        if name:
+            theirs, ours = (theirs or {}).get(name), ours.get(name)
+        if theirs != ours:
+            differ += ([key] if name else sorted(f"{section}.{k}" for k in set(ours) | set(theirs or {})
+                                                 if (theirs or {}).get(k) != ours.get(k)))
+    if differ:
+        raise ConfigError(f"run.warmup_from: {src} was run with other settings ({', '.join(differ)}); "
+                          "runs that share a warm-up must agree on them")
+    if not (src / "iter_0" / "model" / "DONE").is_file():
+        raise ConfigError(f"run.warmup_from: {src} has not finished its warm-up "
+                          "(iter_0/model/DONE); run its recipe first")
+    return src
+
+
+def resolve_pretrained(run: RunDir, bench: Benchmark, shared: Path | None) -> str:
+    """A hub id / folder as is; ``tiny:<arch>:<size>`` is built once into the run folder (and
+    pre-trained on perception when ``model.perception_examples`` is set), or taken from the
+    run whose warm-up this one shares."""
+    cfg = run.cfg
+    spec = cfg.model.pretrained
     if not spec.startswith("tiny:"):
         return spec
     parts = spec.split(":")
     if len(parts) != 3:
         raise ConfigError(f"model.pretrained: {spec!r} is not tiny:<arch>:<size>")
+    if shared is not None:
+        return str(shared / "base_model")
     from r3v_train.tiny import build_tiny_model
 
     target = run.path / "base_model"
-    if run.rank == 0 and not (target / "config.json").exists():
-        run.log(f"building {spec} -> {target}")
-        build_tiny_model(parts[1], target, size=parts[2], seed=run.cfg.run.seed)
+    built = target / ("DONE" if cfg.model.perception_examples else "config.json")
+    if built.exists():
+        return str(target)
+    init = run.path / "base_init" if cfg.model.perception_examples else target
+    if run.rank == 0 and not (init / "config.json").exists():
+        run.log(f"building {spec} -> {init}")
+        build_tiny_model(parts[1], init, size=parts[2], seed=cfg.run.seed)
     _barrier()
+    if cfg.model.perception_examples:
+        from r3v_train.pretrain import pretrain_perception
+
+        run.log(f"pre-training the base on {cfg.model.perception_examples} perception questions")
+        pretrain_perception(init, target, bench, cfg.model.perception_examples, cfg.train,
+                            seed=cfg.run.seed, learning_rate=cfg.model.perception_lr,
+                            epochs=cfg.model.perception_epochs)
     return str(target)
 
 
 def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem]) -> dict[str, str]:
+    """The teacher rationales of the warm-up, in train order: ``data.teacher_rationales``
+    narrowed by ``teacher_max_steps``, ``teacher_per_template`` and ``teacher_limit``."""
     spec = cfg.data.teacher_rationales
     if not spec:
         return {}
@@ -310,20 +358,46 @@ def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem]) -> dict[str, st
                               "has no built-in rationales")
     else:
         teacher = load_teacher_rationales(spec)
+    per_template: dict[str, int] = {}
+    keep = []
+    for p in train:
+        if p.id not in teacher:
+            continue
+        if cfg.data.teacher_max_steps is not None:
+            if "steps" not in (p.meta or {}):
+                raise ConfigError(f"data.teacher_max_steps: problems of {cfg.data.benchmark!r} "
+                                  "do not count their reasoning steps (meta 'steps')")
+            if p.meta["steps"] > cfg.data.teacher_max_steps:
+                continue
+        if cfg.data.teacher_per_template is not None:
+            if "template" not in (p.meta or {}):
+                raise ConfigError(f"data.teacher_per_template: problems of {cfg.data.benchmark!r} "
+                                  "name no question template (meta 'template')")
+            template = p.meta["template"]
+            if per_template.get(template, 0) >= cfg.data.teacher_per_template:
+                continue
+            per_template[template] = per_template.get(template, 0) + 1
+        keep.append(p.id)
     if cfg.data.teacher_limit is not None:
-        order = [p.id for p in train if p.id in teacher][: cfg.data.teacher_limit]
-        teacher = {pid: teacher[pid] for pid in order}
-    return teacher
+        keep = keep[: cfg.data.teacher_limit]
+    return {pid: teacher[pid] for pid in keep}
+
+
+def warmup_metrics(shared: Path) -> dict[str, float] | None:
+    """Iteration 0's evaluation in the run whose warm-up is shared (None: not evaluated)."""
+    path = shared / "iter_0" / "eval.json"
+    return json.loads(path.read_text())["metrics"] if path.is_file() else None
 
 
 def run(cfg: R3VConfig) -> dict[str, Any]:
     """Run (or resume) a whole self-training run; returns the metrics summary."""
     run_dir = RunDir(cfg)
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(
-        cfg.model, pretrained=resolve_pretrained(run_dir)))
-    run_dir.cfg = cfg
+    shared = shared_warmup(cfg)
     method = cfg.run.method
-    bench = get_benchmark(cfg.data.benchmark)
+    bench = get_benchmark(cfg.data.benchmark, cfg.data.options)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, pretrained=resolve_pretrained(run_dir, bench, shared)))
+    run_dir.cfg = cfg
     train = bench.load(cfg.data.train_split or bench.train_split, cfg.data.source,
                        cfg.data.train_limit)
     test = bench.load(cfg.data.test_split or bench.test_split, cfg.data.source,
@@ -356,20 +430,30 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         last = t == final_t
         if not (cfg.eval.every_iteration or last):
             return None
-        return evaluate_stage(run_dir, t, bench, test, engine_for(checkpoint, cfg.eval.batch_size))
+        return evaluate_stage(run_dir, t, bench, test, engine_for(checkpoint, cfg.eval.batch_size),
+                              sampled=last or cfg.eval.sampled_every_iteration)
 
     history: list[dict[str, Any]] = []
     warm = BuildResult()
     checkpoint: str | None = None
     if cfg.run.warmup or method == "distill":
         warm = build_warmup(bench, problems, teacher, qa=cfg.data.warmup_qa and method != "distill",
-                            prompt_style=cfg.model.prompt_style)
+                            prompt_style=cfg.model.prompt_style,
+                            teacher_repeats=cfg.data.teacher_repeats)
         if warm.skipped:
             run_dir.log(f"warm-up data skipped: {dict(warm.skipped)}")
-        checkpoint, train_info = train_stage(run_dir, 0, warm, problems, None)
-        metrics = evaluate_if_due(0, checkpoint)
-        history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
-                        "train": train_info})
+        if shared is not None:
+            checkpoint = str(shared / "iter_0" / "model")
+            run_dir.log(f"iteration 0: the warm-up of {shared}")
+            history.append({"iteration": 0, "metrics": warmup_metrics(shared),
+                            "examples": warm.counts, "shared_from": str(shared)})
+        else:
+            epochs = cfg.run.warmup_epochs or cfg.train.epochs
+            checkpoint, train_info = train_stage(run_dir, 0, warm, problems, None, epochs=epochs)
+            metrics = evaluate_if_due(0, checkpoint)
+            history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
+                            "train": train_info})
+    warm_checkpoint = checkpoint
     if method == "control":  # the warm-up's own data, continued for the reference's steps
         steps = cfg.run.control_steps or reference_steps(cfg.run.control_reference)
         run_dir.log(f"matched-compute control: the warm-up continued for {steps} optimizer steps"
@@ -385,7 +469,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         samples = all_samples(run_dir, up_to_iteration=t - 1)
         built = build_examples(bench, problems, samples, rcfg)
         data = combine(warm, built)
-        init = None if cfg.run.restart_from_base else checkpoint
+        init = {"base": None, "warmup": warm_checkpoint, "previous": checkpoint}[cfg.run.start]
         new_checkpoint, train_info = train_stage(run_dir, t, data, problems, init)
         if method == "star_dpo":
             pairs = build_dpo_pairs(bench, problems, samples, rcfg)
@@ -395,11 +479,10 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         metrics = evaluate_if_due(t, checkpoint)
         history.append({"iteration": t, "metrics": metrics, "pool": pool_stats,
                         "examples": data.counts, "train": train_info})
-    summary = {"method": method, "benchmark": bench.name, "n_train": len(train),
-               "n_test": len(test), "final": history[-1]["metrics"] if history else {},
-               "history": history}
+    summary = {"name": cfg.run.name or method, "method": method, "benchmark": bench.name,
+               "n_train": len(train), "n_test": len(test),
+               "final": history[-1]["metrics"] if history else {}, "history": history}
     if run_dir.rank == 0:
-        _atomic_write(run_dir.path / "metrics.json", json.dumps(summary, indent=2))
+        write_atomic(run_dir.path / "metrics.json", json.dumps(summary, indent=2))
     run_dir.log(f"done: {json.dumps(summary['final'])}")
     return summary
-

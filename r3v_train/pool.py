@@ -47,6 +47,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r3v_eval.errors import R3VError
+
 log = logging.getLogger(__name__)
 
 FILE_PATTERN = re.compile(r"^iter_(0|[1-9][0-9]*)\.jsonl$")
@@ -54,7 +56,7 @@ FIELDS = ("iteration", "question_id", "sample_index", "prompt_style", "reply", "
           "correct")
 
 
-class PoolError(ValueError):
+class PoolError(R3VError):
     """A pool file or record that does not follow the pool's format."""
 
 
@@ -163,6 +165,21 @@ def group_by_question(samples: Iterable[Sample]) -> dict[str, list[Sample]]:
     return {qid: sorted(group, key=lambda s: s.recency) for qid, group in groups.items()}
 
 
+def pool_stats(samples: Sequence[Sample]) -> dict[str, float | int]:
+    """Counts of a set of samples (see :meth:`SamplePool.stats`)."""
+    n = len(samples)
+    positives = sum(s.correct for s in samples)
+    return {
+        "n": n,
+        "positives": positives,
+        "negatives": n - positives,
+        "unparseable": sum(s.extracted is None for s in samples),
+        "accuracy": positives / n if n else 0.0,
+        "questions": len({s.question_id for s in samples}),
+        "questions_solved": len({s.question_id for s in samples if s.correct}),
+    }
+
+
 @dataclass
 class _Scan:
     samples: list[Sample]
@@ -258,18 +275,7 @@ class SamplePool:
         Keys: ``n``, ``positives``, ``negatives``, ``unparseable`` (a subset of negatives),
         ``accuracy`` (positives / n, 0.0 when empty), ``questions`` (distinct question ids)
         and ``questions_solved`` (questions with at least one positive)."""
-        samples = self.samples() if iteration is None else self.read_iteration(iteration)
-        n = len(samples)
-        positives = sum(s.correct for s in samples)
-        return {
-            "n": n,
-            "positives": positives,
-            "negatives": n - positives,
-            "unparseable": sum(s.extracted is None for s in samples),
-            "accuracy": positives / n if n else 0.0,
-            "questions": len({s.question_id for s in samples}),
-            "questions_solved": len({s.question_id for s in samples if s.correct}),
-        }
+        return pool_stats(self.samples() if iteration is None else self.read_iteration(iteration))
 
     # ---------------------------------------------------------------- writing
     def append(self, samples: Iterable[Sample]) -> int:

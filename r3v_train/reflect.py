@@ -497,9 +497,10 @@ def build_dpo_pairs(bench: Benchmark, problems: Iterable[Problem] | Mapping[str,
 
 def build_warmup(bench: Benchmark, problems: Iterable[Problem] | Mapping[str, Problem],
                  teacher: Mapping[str, str] | None = None, *, qa: bool = True,
-                 prompt_style: str = "qwen") -> BuildResult:
+                 prompt_style: str = "qwen", teacher_repeats: int = 1) -> BuildResult:
     """Iteration-0 warm-up data: a direct-answer QA pair per problem (when ``qa``) and the
-    teacher rationales that pass the checks (see the module docstring)."""
+    teacher rationales that pass the checks (see the module docstring), each
+    ``teacher_repeats`` times (a few rationales repeated so that their format is learned)."""
     prompts.check_style(prompt_style)
     problems = problems_by_id(problems)
     result = BuildResult()
@@ -525,8 +526,9 @@ def build_warmup(bench: Benchmark, problems: Iterable[Problem] | Mapping[str, Pr
         if not bench.score(text, problem).correct:
             result.skip("teacher_wrong_answer", pid)
             continue
-        result.examples.append(Example("teacher", pid,
-                                       prompts.cot_prompt(bench, problem, prompt_style), text))
+        result.examples.extend([Example("teacher", pid,
+                                        prompts.cot_prompt(bench, problem, prompt_style), text)]
+                               * teacher_repeats)
     return result
 
 

@@ -62,6 +62,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r3v_eval.provenance import installed_versions, write_atomic
+
 # LoRA targets: the attention and MLP projections of the language model, never the vision tower.
 LM_LORA_TARGETS = (
     r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -498,12 +500,6 @@ def _trainer_classes():
 
 
 # ====================================================================== helpers
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _latest_checkpoint(out: Path) -> Path | None:
     """The newest checkpoint-N folder that was written completely (has trainer_state.json)."""
     if not out.is_dir():
@@ -650,18 +646,6 @@ def _peak_memory() -> dict[str, float | None]:
     return {"peak_gpu_memory_gb": gpu, "peak_rss_gb": round(rss, 3)}
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {}
-    for pkg in ("torch", "transformers", "trl", "peft", "accelerate", "datasets"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return out
-
-
 # ====================================================================== runs
 _SFT_FIELDS = ("prompt", "completion")
 _DPO_FIELDS = ("prompt", "chosen", "rejected")
@@ -697,9 +681,9 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
         config = {"kind": kind, "base_model_path": base, "init_adapter": init_adapter and
                   str(init_adapter), "processor_path": str(processor_path or base),
                   "num_examples": len(rows), "fingerprint": fp,
-                  "settings": dataclasses.asdict(settings), "versions": _versions(),
+                  "settings": dataclasses.asdict(settings), "versions": installed_versions(),
                   "world_size": args.world_size}
-        _write_atomic(out / CONFIG_FILE, json.dumps(config, indent=2, default=str) + "\n")
+        write_atomic(out / CONFIG_FILE, json.dumps(config, indent=2, default=str) + "\n")
 
     processor = load_processor(str(processor_path or base), settings.max_pixels,
                                settings.min_pixels)
@@ -789,8 +773,8 @@ def _finish(trainer, ctx, output, runtime: float) -> TrainResult:
         if not settings.keep_checkpoints:
             for p in out.glob("checkpoint-*"):
                 shutil.rmtree(p, ignore_errors=True)
-        _write_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2, default=str) + "\n")
-        _write_atomic(out / DONE_FILE, json.dumps({"kind": ctx["kind"],
+        write_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2, default=str) + "\n")
+        write_atomic(out / DONE_FILE, json.dumps({"kind": ctx["kind"],
                                                    "method": settings.method}) + "\n")
     state.wait_for_everyone()
     return TrainResult(out_dir=out, kind=ctx["kind"], method=settings.method, metrics=metrics)

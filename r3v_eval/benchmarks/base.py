@@ -25,9 +25,10 @@ from typing import Any, Callable, Iterable, Iterator
 from PIL import Image
 
 from r3v_eval.answers import LETTERS
+from r3v_eval.errors import R3VError
 
 
-class DataError(ValueError):
+class DataError(R3VError):
     """A data file or row that does not follow the expected schema."""
 
 
@@ -232,15 +233,27 @@ def register(cls: type[Benchmark]) -> type[Benchmark]:
     return cls
 
 
-def get_benchmark(name: str) -> Benchmark:
+def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark:
+    """The registered benchmark ``name``, built with keyword ``options`` (a recipe's
+    ``data.options``); an option the benchmark does not take is a ``TypeError`` naming it."""
     from r3v_eval import benchmarks  # noqa: F401  (imports every benchmark module)
 
     key = name.lower().replace("-", "_")
     if key.startswith("r3v_"):
         key = key[4:]
     if key not in _REGISTRY:
-        raise KeyError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return _REGISTRY[key]()
+        raise DataError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    cls = _REGISTRY[key]
+    if not options:
+        return cls()
+    import inspect
+
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"benchmark {key!r} takes no option {unknown[0]!r}; it takes: "
+                        f"{', '.join(accepted) or 'none'}")
+    return cls(**options)
 
 
 def benchmark_names() -> list[str]:

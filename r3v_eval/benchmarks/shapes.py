@@ -12,6 +12,7 @@ only). ``load(split, source=DIR)`` reads files written by :func:`write_shapes_da
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from r3v_eval.shapes_world import (  # noqa: F401  (re-exported for callers of t
     ShapesSample,
     generate_samples,
     iter_samples,
+    rationale_steps,
     render_scene,
     teacher_rationale,
     write_shapes_dataset,
@@ -29,6 +31,7 @@ from r3v_eval.shapes_world import (  # noqa: F401  (re-exported for callers of t
 
 DEFAULT_SEED = 1234
 DEFAULT_SIZES = {"train": 5000, "val": 500, "test": 500}
+ONE_STEP_TEMPLATES = ("count_all", "count_color", "count_shape", "count_color_shape")
 
 
 def problem_id(split: str, index: int) -> str:
@@ -58,10 +61,19 @@ class ShapesBenchmark(IntegerBenchmark):
     cot_ending = "answer the question using a single numerical value."
     select_instruction = "Which prediction is correct? Give the final answer with a single numerical value."
 
-    def __init__(self, config: ShapesConfig | None = None, seed: int = DEFAULT_SEED,
-                 sizes: dict[str, int] | None = None) -> None:
+    def __init__(self, config: ShapesConfig | dict[str, Any] | None = None,
+                 seed: int = DEFAULT_SEED, sizes: dict[str, int] | None = None) -> None:
+        """``config``: the world (a :class:`ShapesConfig` or its fields as a mapping, e.g. a
+        recipe's ``data.options.config``); ``seed``: the data seed; ``sizes``: problems per
+        generated split."""
+        if isinstance(config, dict):
+            config = ShapesConfig(**config)
         self.config = config or ShapesConfig()
         self.seed = seed
+        unknown = sorted(set(sizes or {}) - set(DEFAULT_SIZES))
+        if unknown:
+            raise ValueError(f"shapes sizes: unknown split {unknown[0]!r}; known: "
+                             f"{', '.join(DEFAULT_SIZES)}")
         self.sizes = {**DEFAULT_SIZES, **(sizes or {})}
 
     def load(self, split: str | None = None, source: str | Path | None = None,
@@ -87,6 +99,19 @@ class ShapesBenchmark(IntegerBenchmark):
     @staticmethod
     def teacher_rationale(problem: Problem, style: str = "qwen") -> str:
         return teacher_rationale(problem, style)
+
+    def perception_examples(self, n: int, seed: int) -> list[dict[str, Any]]:
+        """``n`` one-step perception questions on fresh pictures, each answered in a sentence in
+        the rationales' own phrasing ("There are 2 red squares."): what a base VLM comes able
+        to do before any reasoning is trained. Drawn from the ``val`` stream of ``seed``, never
+        from train or test."""
+        world = dataclasses.replace(self.config, templates=ONE_STEP_TEMPLATES)
+        rows = []
+        for sample in generate_samples(n, "val", seed, world):
+            steps, _ = rationale_steps(sample.objects, [], sample.query)
+            rows.append({"prompt": sample.question, "completion": steps[0],
+                         "image": render_scene(sample.objects, world)})
+        return rows
 
     def describe(self, problem: Problem) -> str:
         """The scene description (a vision pre-training target)."""

@@ -63,13 +63,9 @@ class DoctorReport:
 
 
 def installed_versions(names=WATCHED) -> dict[str, str]:
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    from r3v_eval.provenance import installed_versions as versions
+
+    return versions(names, missing="not installed")
 
 
 def versions_line(versions: dict[str, str]) -> str:

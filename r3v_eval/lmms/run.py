@@ -13,6 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from r3v_eval.errors import R3VError
 from r3v_eval.lmms import tasks_dir
 
 HELP = """usage: r3v eval [lmms-eval flags ...]
@@ -42,7 +43,7 @@ def split_include_paths(argv: Sequence[str]) -> tuple[list[str], list[str]]:
         arg = argv[i]
         if arg == "--include_path":
             if i + 1 >= len(argv):
-                raise ValueError("--include_path needs a folder")
+                raise R3VError("--include_path needs a folder")
             paths.append(argv[i + 1])
             i += 2
             continue
