@@ -3,8 +3,8 @@
 The one public way to train in r3v::
 
     result = train_sft(base_model_path, examples, out_dir, TrainSettings(...))
-    model, processor = load_for_sampling(base_model_path, result.out_dir)
-    engine = HFEngine(model=model, processor=processor)
+    engine = HFEngine(base_model_path, adapter=str(result.adapter_dir))   # LoRA
+    engine = HFEngine(str(result.model_dir))                              # full fine-tuning
 
 Input records are plain: ``prompt`` (the user-turn text), ``completion`` (the assistant text) and
 ``image`` (a PIL image, a path to an image file, an object with ``load_image()``, or ``None``),
@@ -801,16 +801,6 @@ def _run(kind: str, base_model_path, records, out_dir, settings, *, init_adapter
     return _finish(trainer, ctx, output, time.perf_counter() - start)
 
 
-def build_sft_trainer(base_model_path, examples, out_dir, settings: TrainSettings | None = None,
-                      *, init_adapter=None, processor_path=None, progress: bool = True,
-                      callbacks=None):
-    """The ready-to-train TRL ``SFTTrainer`` that :func:`train_sft` would run (for inspecting
-    the collated batches; train with :func:`train_sft`)."""
-    return _prepare("sft", base_model_path, examples, out_dir, settings,
-                    init_adapter=init_adapter, processor_path=processor_path,
-                    progress=progress, callbacks=callbacks)[0]
-
-
 def train_sft(base_model_path, examples, out_dir, settings: TrainSettings | None = None, *,
               init_adapter=None, processor_path=None, progress: bool = True,
               callbacks=None) -> TrainResult:
@@ -842,53 +832,11 @@ def train_dpo(base_model_path, pairs, out_dir, settings: TrainSettings | None = 
                 processor_path=processor_path, progress=progress, callbacks=callbacks)
 
 
-# ====================================================================== sampling
-def load_for_sampling(base_model_path, adapter_dir=None, *, device: str = "auto",
-                      dtype: str = "auto", max_pixels: int | None = None,
-                      min_pixels: int | None = None):
-    """``(model, processor)`` ready for ``HFEngine(model=model, processor=processor)``.
-
-    ``adapter_dir`` may be a LoRA adapter folder (applied to ``base_model_path`` and merged), the
-    ``out_dir`` of a full fine-tuning run (loaded instead of the base), or None (the base model).
-    The processor comes from ``adapter_dir`` when it holds one (train_* saves it there), else
-    from the base; it pads on the left.
-    """
-    from transformers import AutoModelForImageTextToText
-
-    from r3v_eval.engines.hf import load_processor, resolve_device, resolve_dtype
-
-    dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
-    base = str(base_model_path)
-    model_src, proc_src, adapter = base, base, None
-    if adapter_dir is not None:
-        adir = Path(adapter_dir)
-        if (adir / "adapter_config.json").is_file():
-            adapter = adir
-        elif (adir / "config.json").is_file():
-            model_src = str(adir)
-        else:
-            raise ValueError(f"{adir} holds neither a LoRA adapter (adapter_config.json) nor a "
-                             "model (config.json)")
-        if any((adir / f).is_file() for f in ("processor_config.json", "preprocessor_config.json",
-                                               "tokenizer_config.json")):
-            proc_src = str(adir)
-    processor = load_processor(proc_src, max_pixels, min_pixels)
-    model = AutoModelForImageTextToText.from_pretrained(model_src, dtype=torch_dtype)
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    return model.to(dev).eval(), processor
-
-
 __all__ = [
     "LM_LORA_TARGETS",
     "LengthGroupedSampler",
     "TrainResult",
     "TrainSettings",
-    "build_sft_trainer",
-    "load_for_sampling",
     "read_result",
     "sequence_lengths",
     "train_dpo",

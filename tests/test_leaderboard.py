@@ -1,4 +1,4 @@
-"""``r3v leaderboard``: lmms-eval result files, r3v run folders and demo output -> Markdown /
+"""``r3v leaderboard``: lmms-eval result files, r3v run folders (train and demo) -> Markdown /
 CSV / PNG tables. Hand-written inputs copy the structure of real files (a real lmms-eval run
 on ``r3v_shapes`` is checked once, in the slow test at the end)."""
 
@@ -22,6 +22,7 @@ from r3v_eval.leaderboard import (
     build_leaderboard,
     normalize_metric,
     parse_model_args,
+    write_outputs,
 )
 from r3v_train.cli import main as cli_main
 
@@ -244,23 +245,35 @@ def test_run_given_as_metrics_file_and_unfinished_run(tmp_path):
     assert "unfinished run: latest evaluated iter_2" in md
 
 
-def test_demo_leaderboard_json(tmp_path):
-    demo = tmp_path / "demo"
-    demo.mkdir()
-    (demo / "leaderboard.json").write_text(json.dumps({
-        "warmup": {"greedy": 0.2, "majority@3": 0.25, "select@3": 0.3, "pass@3": 0.5},
-        "control": {"greedy": 0.22},
-        "r3v": {"greedy": 0.35, "majority@3": 0.4, "select@3": 0.45, "pass@3": 0.7},
-        "history": [{"iteration": 1, "metrics": {"greedy": 0.3}}],
-    }))
-    run_folder(tmp_path / "runs", "shapes_r3v", "r3v", "shapes", {"greedy": 0.33})
-    md = build_leaderboard([demo, tmp_path / "runs"], baseline="control").markdown()
-    main = table_lines(md, "accuracy:")
-    # the demo's r3v and the run's r3v both cover shapes: each is named by its folder too
-    assert main["warmup"] == ["20.0", "20.0"] and main["control"] == ["22.0", "22.0"]
-    assert main["r3v [demo]"] == ["35.0", "35.0"] and main["r3v [shapes_r3v]"] == ["33.0", "33.0"]
-    assert table_lines(md, "Δ")["r3v [demo]"] == ["+13.0", "+13.0"]
-    assert table_lines(md, "select@N:")["r3v [demo]"] == ["45.0", "45.0"]
+def test_run_folders_add_their_learning_curves(tmp_path):
+    """Runs named by run.name; greedy per iteration for every run, and majority / select /
+    pass as N grows for a run evaluated at several N; plots of both next to the tables."""
+    warm = run_folder(tmp_path, "warmup", "r3v", "shapes", {"greedy": 0.2, "majority@3": 0.25})
+    r3v = run_folder(tmp_path, "r3v", "r3v", "shapes",
+                     {"greedy": 0.4, "majority@1": 0.3, "select@1": 0.3, "pass@1": 0.3,
+                      "majority@3": 0.35, "select@3": 0.45, "pass@3": 0.6})
+    for folder, name, history in [
+            (warm, "warmup", [(0, 0.2)]),
+            (r3v, None, [(0, 0.2), (1, 0.3), (2, 0.4)])]:
+        data = json.loads((folder / "metrics.json").read_text())
+        data["name"] = name
+        data["history"] = [{"iteration": t, "metrics": {"greedy": g}} for t, g in history]
+        (folder / "metrics.json").write_text(json.dumps(data))
+    board = build_leaderboard([warm, r3v])
+    md = board.markdown()
+    assert table_lines(md, "accuracy:")["warmup"] == ["20.0", "20.0"]  # its name, not its method
+    curve = table_lines(md, "greedy accuracy per iteration")
+    assert curve["run"] == ["iter 0", "iter 1", "iter 2"]
+    assert curve["warmup"] == ["20.0", "–", "–"] and curve["r3v"] == ["20.0", "30.0", "40.0"]
+    sweep = table_lines(md, "r3v: majority / select / pass as N grows")
+    assert sweep["select@N"] == ["30.0", "45.0"] and sweep["pass@N"] == ["30.0", "60.0"]
+    assert "warmup: majority" not in md  # one N only: no sweep
+    written = write_outputs(board, tmp_path / "board" / "leaderboard.md")
+    names = sorted(p.name for p in written)
+    assert names == ["leaderboard.csv", "leaderboard.md", "leaderboard.png",
+                     "leaderboard_per_iteration.png", "leaderboard_select_vs_majority.png"]
+    for png in written[2:]:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # --------------------------------------------------------- paper reference

@@ -256,14 +256,124 @@ def test_baselines_and_ablations_train_only_their_kinds(tmp_path, base_model, sc
 
 
 def test_full_fine_tuning_continuing_from_the_previous_iteration(tmp_path, base_model, scripted):
-    cfg = _cfg(tmp_path, base_model, "star", **{"train.method": "full", "run.iterations": 1,
-                                                "run.restart_from_base": "false"})
+    cfg = _cfg(tmp_path, base_model, "star", **{"train.method": "full", "run.iterations": 2,
+                                                "run.start": "previous"})
     summary = loop.run(cfg)
     run_dir = Path(cfg.run.out_dir)
-    for t in (0, 1):
+    for t in (0, 1, 2):
         model = run_dir / f"iter_{t}" / "model"
         assert (model / "config.json").is_file() and not (model / "adapter_config.json").exists()
-    assert [h["iteration"] for h in summary["history"]] == [0, 1]
+    assert [h["iteration"] for h in summary["history"]] == [0, 1, 2]
+    # full fine-tuning continues a saved model: iteration t's base is iteration t-1's model
+    bases = [json.loads((run_dir / f"iter_{t}" / "model" / "train_config.json").read_text())["base_model_path"]
+             for t in (0, 1, 2)]
+    assert bases[0] == base_model
+    assert bases[1].endswith("iter_0/model") and bases[2].endswith("iter_1/model")
+
+
+@pytest.mark.parametrize("start, inits", [
+    ("base", [None, None, None]),
+    ("warmup", [None, "iter_0/model", "iter_0/model"]),
+    ("previous", [None, "iter_0/model", "iter_1/model"]),
+])
+def test_run_start_picks_where_each_iteration_trains_from(tmp_path, base_model, scripted,
+                                                         start, inits):
+    cfg = _cfg(tmp_path, base_model, "star", **{"run.start": start})
+    loop.run(cfg)
+    run_dir = Path(cfg.run.out_dir)
+    got = [json.loads((run_dir / f"iter_{t}" / "model" / "train_config.json").read_text())[
+        "init_adapter"] for t in (0, 1, 2)]
+    assert [g if g is None else "/".join(Path(g).parts[-2:]) for g in got] == inits
+
+
+def test_runs_share_one_warmup_and_its_samples(tmp_path, base_model, scripted, monkeypatch):
+    """run.warmup_from: STaR and R3V start from one warm-up checkpoint and one set of
+    iteration-0 samples, kept in the warm-up's folder; settings must agree."""
+    warm = _cfg(tmp_path, base_model, "r3v", **{"run.iterations": 0, "run.name": "warmup",
+                                                "run.out_dir": tmp_path / "warm"})
+    loop.run(warm)
+    calls = []
+    real = loop.strategies.sample_candidates
+    monkeypatch.setattr(loop.strategies, "sample_candidates", lambda *a, **k: calls.extend(
+        p.id for p in a[2] if "-train-" in p.id) or real(*a, **k))
+    shared = {"run.warmup_from": warm.run.out_dir, "run.start": "warmup", "run.iterations": 1}
+    star = loop.run(_cfg(tmp_path, base_model, "star", **shared))
+    assert len(calls) == len(set(calls)) == 12  # STaR drew the iteration-0 samples ...
+    r3v = loop.run(_cfg(tmp_path, base_model, "r3v", **shared))
+    assert len(calls) == 12  # ... and R3V reused them
+    pool = SamplePool(tmp_path / "warm" / "pool" / "rank0")
+    assert pool.iterations() == [0] and pool.stats(0)["n"] == 12 * 3
+    for run_dir in (tmp_path / "star", tmp_path / "r3v"):
+        assert not (run_dir / "iter_0" / "model").exists()  # no warm-up of its own
+        assert not list((run_dir / "pool").rglob("iter_0.jsonl"))
+        assert json.loads((run_dir / "iter_1" / "model" / "train_config.json").read_text())[
+            "init_adapter"] == str(tmp_path / "warm" / "iter_0" / "model")
+    warm_metrics = json.loads((tmp_path / "warm" / "iter_0" / "eval.json").read_text())["metrics"]
+    assert star["history"][0]["metrics"] == r3v["history"][0]["metrics"] == warm_metrics
+    assert json.loads((tmp_path / "warm" / "metrics.json").read_text())["name"] == "warmup"
+    # settings that must agree, and a warm-up that is not there
+    with pytest.raises(ConfigError, match=r"other settings \(sampling.temperature\)"):
+        loop.run(_cfg(tmp_path, base_model, "star", **shared, **{
+            "sampling.temperature": 0.5, "run.out_dir": tmp_path / "hot"}))
+    with pytest.raises(ConfigError, match="not a run folder"):
+        loop.run(_cfg(tmp_path, base_model, "star", **{
+            "run.warmup_from": tmp_path / "nowhere", "run.out_dir": tmp_path / "x"}))
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["run.start=scratch"], "run.start: 'scratch' is not one of base, warmup, previous"),
+    (["run.start=warmup", "run.warmup=false"], "run.start=warmup needs the warm-up"),
+    (["run.warmup_from=x", "run.warmup=false"], "run.warmup_from shares a warm-up"),
+    (["data.options.colour=red"], "data.options: benchmark 'shapes' takes no option 'colour'"),
+    (["data.options.sizes={dev: 3}"], "shapes sizes: unknown split 'dev'"),
+    (["data.teacher_repeats=0"], "data.teacher_repeats: must be >= 1"),
+    (["eval.ns=[1, 4]", "eval.n=3"], "eval.ns: 4 is not between 1 and eval.n=3"),
+    (["model.perception_examples=10", "model.pretrained=Qwen/Qwen2-VL-2B-Instruct"],
+     "pre-trains a tiny:<arch>:<size> base only"),
+    (["run.iterations.x=1"], "run.iterations.x.*iterations is not a mapping"),
+])
+def test_loop_keys_are_checked_before_any_model_loads(sets, message):
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(RECIPE, sets)
+
+
+def test_nested_overrides_keep_the_rest_of_a_mapping():
+    demo = RECIPE.parents[1] / "demo" / "r3v.yaml"
+    cfg = load_recipe(demo, ["data.options.seed=7"])
+    assert cfg.data.options["seed"] == 7 and cfg.data.options["config"]["grid_size"] == 3
+    quick = load_recipe(RECIPE.parents[1] / "demo" / "quick" / "r3v.yaml")
+    # the quick overlay changes the sizes, the world of the full recipe stays
+    assert quick.data.options["sizes"] == {"train": 24, "test": 16}
+    assert quick.data.options["config"] == cfg.data.options["config"]
+
+
+def test_teacher_selection_keys():
+    from r3v_eval.benchmarks import get_benchmark
+
+    train = get_benchmark("shapes").load("train", limit=200)
+    cfg = load_recipe(RECIPE, ["data.teacher_limit=null", "data.teacher_max_steps=2",
+                               "data.teacher_per_template=2"])
+    teacher = loop.teacher_rationales(cfg, train)
+    picked = [p for p in train if p.id in teacher]
+    assert all(p.meta["steps"] <= 2 for p in picked)
+    per_template = {}
+    for p in picked:
+        per_template[p.meta["template"]] = per_template.get(p.meta["template"], 0) + 1
+    assert set(per_template.values()) == {2} and len(per_template) >= 5
+    # the first ones in train order
+    first = next(p for p in train if p.meta["steps"] <= 2)
+    assert first.id in teacher
+    from r3v_eval.benchmarks import Problem
+
+    bare = [Problem(id="q", question="?", answer="1", benchmark="shapes",
+                    meta={"rationale": "Solution:\n1. x\n\nAnswer:\n1"})]
+    with pytest.raises(ConfigError, match="meta 'template'"):
+        loop.teacher_rationales(load_recipe(RECIPE, ["data.teacher_per_template=1"]), bare)
+    from r3v_train.reflect import build_warmup
+
+    bench = get_benchmark("shapes")
+    warm = build_warmup(bench, train, teacher, qa=False, teacher_repeats=3)
+    assert warm.counts["teacher"] == 3 * len(teacher)
 
 
 def test_distill_trains_teacher_rationales_only(tmp_path, base_model, scripted):

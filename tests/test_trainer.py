@@ -16,8 +16,6 @@ from r3v_train.trainer import (
     LM_LORA_TARGETS,
     LengthGroupedSampler,
     TrainSettings,
-    build_sft_trainer,
-    load_for_sampling,
     read_result,
     sequence_lengths,
     train_dpo,
@@ -147,7 +145,8 @@ def test_only_completion_tokens_carry_loss(arch, tmp_path, request):
     examples = _examples(tmp_path, 6)
     # Qwen: a max_pixels cap below the processor's own changes the image token count
     settings = _fast(max_pixels=56 * 56) if arch == "qwen2_vl" else _fast()
-    trainer = build_sft_trainer(path, examples, tmp_path / "out", settings, progress=False)
+    trainer = T._prepare("sft", path, examples, tmp_path / "out", settings, init_adapter=None,
+                         processor_path=None, progress=False, callbacks=None)[0]
     proc = trainer.processing_class
     tok = proc.tokenizer
     end_of_turn = END_OF_TURN.get(arch, "<|im_end|>")
@@ -272,20 +271,20 @@ def test_finished_dir_is_returned_without_training(lora_run, monkeypatch):
         train_dpo("/nonexistent/base", [], result.out_dir, _fast())
 
 
-def test_load_for_sampling_merges_the_adapter_for_the_engine(lora_run, tiny_qwen):
+def test_the_engine_samples_with_the_trained_adapter_merged(lora_run, tiny_qwen):
     from transformers import AutoModelForImageTextToText
 
     from r3v_eval.engines.base import GenRequest, Sampling
     from r3v_eval.engines.hf import HFEngine
 
     result, _ = lora_run
-    model, processor = load_for_sampling(tiny_qwen, result.adapter_dir, device="cpu")
+    engine = HFEngine(tiny_qwen, adapter=str(result.adapter_dir), device="cpu")
+    model = engine.model
     assert not hasattr(model, "peft_config"), "the adapter must be merged"
     base = AutoModelForImageTextToText.from_pretrained(tiny_qwen)
     name = "model.language_model.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(dict(model.named_parameters())[name],
                            dict(base.named_parameters())[name])
-    engine = HFEngine(model=model, processor=processor)
     out = engine.generate([GenRequest("How many cubes?", Image.new("RGB", (112, 112), "red")),
                            GenRequest("What is 2 + 3?")],
                           Sampling(max_new_tokens=4), progress=False)
@@ -319,12 +318,13 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_qwen, tmp_path):
 def test_full_finetuning_leaves_the_vision_tower_unchanged(tiny_qwen, tmp_path):
     from transformers import AutoModelForImageTextToText
 
+    from r3v_eval.engines.hf import HFEngine
+
     result = train_sft(tiny_qwen, _examples(tmp_path), tmp_path / "full",
                        _fast(method="full", max_steps=1, learning_rate=1e-3, warmup_ratio=0.0), progress=False)
     assert result.model_dir == tmp_path / "full" and (result.model_dir / "config.json").is_file()
     base = dict(AutoModelForImageTextToText.from_pretrained(tiny_qwen).named_parameters())
-    model, _ = load_for_sampling(tiny_qwen, result.model_dir, device="cpu")
-    tuned = dict(model.named_parameters())
+    tuned = dict(HFEngine(str(result.model_dir), device="cpu").model.named_parameters())
     vision = [n for n in base if T._is_vision_param(n)]
     language = [n for n in base if ".language_model." in n]
     assert vision and language
@@ -366,8 +366,13 @@ def test_train_dpo_with_images_from_an_sft_adapter(lora_run, tiny_qwen, tmp_path
     assert m["train_loss"] == pytest.approx(math.log(2), abs=0.05)  # policy == reference at start
     assert (result.out_dir / "adapter_model.safetensors").is_file()
     assert not (result.out_dir / "ref").exists(), "TRL's reference copy is not part of the result"
-    model, _ = load_for_sampling(tiny_qwen, result.adapter_dir, device="cpu")
-    assert model is not None
+    from r3v_eval.engines.hf import HFEngine
+
+    dpo = HFEngine(tiny_qwen, adapter=str(result.adapter_dir), device="cpu").model
+    before = HFEngine(tiny_qwen, adapter=str(sft.adapter_dir), device="cpu").model
+    name = "model.language_model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(dict(dpo.named_parameters())[name],
+                           dict(before.named_parameters())[name]), "DPO moved the SFT adapter"
 
 
 # --------------------------------------------------------------------------- grouping
