@@ -50,10 +50,19 @@ from r3v_eval.learning_curves import (
     read_curve,
     sweep_tables,
 )
+from r3v_eval.metric_names import (
+    ACCURACY,
+    FAMILIES,
+    GREEDY,
+    LMMS_KEYS,
+    SAMPLED_FAMILIES,
+    at,
+    canonical,
+    parse_at,
+)
 from r3v_eval.tables import DASH, Table
 
 SECOND_HAND = "(paper, 2nd-hand)"
-FAMILIES = ("greedy", "majority", "select", "pass")
 FAMILY_TITLES = {"accuracy": "accuracy: each row's own answer",
                  "greedy": "greedy: chain-of-thought, Test@1",
                  "majority": "majority@N: majority vote over N samples",
@@ -66,7 +75,6 @@ BENCHMARK_ORDER = ("tabmwp", "chartqa", "clevr_math", "miniwob", "geoqa", "m3cot
 IGNORED_MODEL_ARGS = ("device", "batch_size", "max_batch_size")
 #: lmms-eval wrappers: what their ``accuracy`` is
 LMMS_ACCURACY_FAMILY = {"r3v_cot": "greedy", "r3v_majority": "majority", "r3v_select": "select"}
-LMMS_FAMILY_METRICS = {"majority_at_n": "majority", "select_at_n": "select", "pass_at_n": "pass"}
 DEFAULT_N = 3  # r3v_eval.lmms.args.ModelArgs.n: the paper's N when model_args give none
 #: adapter path parts that say nothing on their own (named together with their parent)
 _GENERIC_PART = re.compile(r"^(model|dpo_model|adapter|lora|final|checkpoint(-\d+)?|iter_\d+)$")
@@ -136,34 +144,25 @@ class Row:
 
 
 def normalize_metric(name: str) -> str:
-    """User spelling -> canonical: 'majority_at_n' -> 'majority', 'Test@1' -> 'greedy', ..."""
-    key = name.strip().lower().replace(" ", "")
-    aliases = {"test@1": "greedy", "pass@1": "greedy", "cot": "greedy", "greedy_cot": "greedy",
-               "acc": "accuracy", "majority_at_n": "majority", "select_at_n": "select",
-               "pass_at_n": "pass", "majority@n": "majority", "select@n": "select",
-               "pass@n": "pass", "maj": "majority"}
-    if key in aliases:
-        return aliases[key]
-    m = re.fullmatch(r"(majority|select|pass)(?:@|_at_)(\d+)", key)
-    if m:
-        return f"{m.group(1)}@{int(m.group(2))}"
-    return name.strip()
+    """User spelling -> the vocabulary of :mod:`r3v_eval.metric_names`."""
+    return canonical(name)
 
 
 def resolve_metric(metrics: dict[str, float], metric: str) -> float | None:
     """``metric`` (canonical) in one cell: an exact key, or a family ('select' -> 'select@3')."""
     if metric in metrics:
         return metrics[metric]
-    if metric in ("majority", "select", "pass"):
-        hits = [k for k in metrics if k.startswith(metric + "@")]
-        if hits:
-            return metrics[max(hits, key=lambda k: int(k.split("@")[1]))]
+    if metric in SAMPLED_FAMILIES:
+        n = _family_n(metrics, metric)
+        if n is not None:
+            return metrics[at(metric, n)]
     return None
 
 
 def _family_n(metrics: dict[str, float], family: str) -> int | None:
-    hits = [int(k.split("@")[1]) for k in metrics if k.startswith(family + "@")]
-    return max(hits) if hits else None
+    """The largest N the cell reports ``family@N`` for."""
+    ns = [p[1] for p in map(parse_at, metrics) if p and p[0] == family]
+    return max(ns) if ns else None
 
 
 def bench_name(task: str) -> str:
@@ -262,12 +261,12 @@ def read_lmms_results(path: Path) -> list[tuple[tuple, dict[str, str], str, dict
         metrics = dict(raw)
         own = None
         family = LMMS_ACCURACY_FAMILY.get(model)
-        if "accuracy" in raw and family:
-            own = "greedy" if family == "greedy" else f"{family}@{n}"
-            metrics[own] = raw["accuracy"]
-        for name, family in LMMS_FAMILY_METRICS.items():
-            if name in raw:
-                metrics[f"{family}@{n}"] = raw[name]
+        if ACCURACY in raw and family:
+            own = GREEDY if family == GREEDY else at(family, int(n))
+            metrics[own] = raw[ACCURACY]
+        for family, key in LMMS_KEYS.items():
+            if key in raw:
+                metrics[at(family, int(n))] = raw[key]
         note = None
         counts = n_samples.get(task)
         if isinstance(counts, dict) and counts.get("effective") != counts.get("original"):
@@ -288,13 +287,12 @@ def _run_cell(final: Any, path: Path, note: str | None = None) -> Cell:
     metrics = {normalize_metric(k): v for k, v in ((str(k), _number(v)) for k, v in final.items())
                if v is not None}
     own = None
-    if "accuracy" not in metrics:
-        for family in ("greedy", "select", "majority"):
+    if ACCURACY not in metrics:
+        for family in (GREEDY, "select", "majority"):
             value = resolve_metric(metrics, family)
             if value is not None:
-                own = family if family == "greedy" else \
-                    f"{family}@{_family_n(metrics, family)}"
-                metrics["accuracy"] = value
+                own = family if family == GREEDY else at(family, _family_n(metrics, family))
+                metrics[ACCURACY] = value
                 break
     return Cell(metrics, str(path), note=note, own=own)
 

@@ -10,14 +10,12 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r3v_eval.metric_names import GREEDY, SAMPLED_FAMILIES, parse_at
 from r3v_eval.tables import Table
-
-SWEEP_FAMILIES = ("majority", "select", "pass")
 
 
 @dataclass
@@ -31,9 +29,9 @@ class RunCurve:
         """``{family: {N: accuracy}}`` of the last evaluation (families with >= 2 N only)."""
         out: dict[str, dict[int, float]] = {}
         for key, value in self.final.items():
-            m = re.fullmatch(r"(majority|select|pass)@(\d+)", key)
-            if m:
-                out.setdefault(m.group(1), {})[int(m.group(2))] = value
+            parsed = parse_at(key)
+            if parsed:
+                out.setdefault(parsed[0], {})[parsed[1]] = value
         return {f: v for f, v in out.items() if len(v) >= 2}
 
 
@@ -43,9 +41,9 @@ def read_curve(folder: Path, label: str) -> RunCurve | None:
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))
-    greedy = {int(h["iteration"]): float(h["metrics"]["greedy"])
+    greedy = {int(h["iteration"]): float(h["metrics"][GREEDY])
               for h in data.get("history", [])
-              if isinstance(h.get("metrics"), dict) and "greedy" in h["metrics"]}
+              if isinstance(h.get("metrics"), dict) and GREEDY in h["metrics"]}
     return RunCurve(label, path, greedy, dict(data.get("final") or {}))
 
 
@@ -74,7 +72,7 @@ def sweep_tables(curves: list[RunCurve]) -> list[Table]:
         table = Table(f"{c.label}: majority / select / pass as N grows (%; one set of "
                       f"{max(ns)} samples per question)", "sweep", [f"N={n}" for n in ns], [],
                       with_avg=False, row_header="metric")
-        for family in SWEEP_FAMILIES:
+        for family in SAMPLED_FAMILIES:
             if family in sweep:
                 cells = [100 * sweep[family][n] if n in sweep[family] else None for n in ns]
                 table.rows.append((f"{family}@N", "sweep", cells, None, len(cells)))
@@ -99,7 +97,7 @@ def plot_sweeps(curves: list[RunCurve], path: Path) -> Path:
     plt, fig, ax = _axes()
     ns: set[int] = set()
     for c in curves:
-        for family, marker in zip(SWEEP_FAMILIES, "os^"):
+        for family, marker in zip(SAMPLED_FAMILIES, "os^"):
             points = c.sweep().get(family)
             if points:
                 xs = sorted(points)

@@ -42,6 +42,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from r3v_eval.errors import R3VError
 from r3v_eval.prompts import format_rationale
 
 # ------------------------------------------------------------------ palette
@@ -70,6 +71,10 @@ OUTLINE = (35, 35, 35)
 
 SPLITS = ("train", "val", "test")
 _SPLIT_BUCKETS = 20  # hash bucket 0 -> test, 1 -> val, 2..19 -> train
+
+
+class ShapesConfigError(R3VError):
+    """A shapes world that cannot be built; the message names the knob."""
 
 
 @dataclass(frozen=True)
@@ -114,36 +119,36 @@ class ShapesConfig:
 
     def validate(self) -> None:
         if not isinstance(self.grid_size, int) or not 1 <= self.grid_size <= 16:
-            raise ValueError(f"grid_size must be an integer in 1..16, got {self.grid_size!r}")
+            raise ShapesConfigError(f"grid_size must be an integer in 1..16, got {self.grid_size!r}")
         if not isinstance(self.image_size, int) or self.image_size < 8 * self.grid_size:
-            raise ValueError(f"image_size must be an integer >= 8 px per cell "
+            raise ShapesConfigError(f"image_size must be an integer >= 8 px per cell "
                              f"({8 * self.grid_size}), got {self.image_size!r}")
         if not self.colors or len(set(self.colors)) != len(self.colors):
-            raise ValueError(f"colors must be distinct and non-empty, got {self.colors!r}")
+            raise ShapesConfigError(f"colors must be distinct and non-empty, got {self.colors!r}")
         unknown = [c for c in self.colors if c not in COLORS]
         if unknown:
-            raise ValueError(f"unknown colour(s) {unknown}; known: {', '.join(COLORS)}")
+            raise ShapesConfigError(f"unknown colour(s) {unknown}; known: {', '.join(COLORS)}")
         if not self.shapes or len(set(self.shapes)) != len(self.shapes):
-            raise ValueError(f"shapes must be distinct and non-empty, got {self.shapes!r}")
+            raise ShapesConfigError(f"shapes must be distinct and non-empty, got {self.shapes!r}")
         unknown = [s for s in self.shapes if s not in SHAPES]
         if unknown:
-            raise ValueError(f"unknown shape(s) {unknown}; known: {', '.join(SHAPES)}")
+            raise ShapesConfigError(f"unknown shape(s) {unknown}; known: {', '.join(SHAPES)}")
         cells = self.grid_size ** 2
         if not 1 <= self.min_objects <= self.max_objects <= cells:
-            raise ValueError(f"need 1 <= min_objects <= max_objects <= grid cells ({cells}), "
+            raise ShapesConfigError(f"need 1 <= min_objects <= max_objects <= grid cells ({cells}), "
                              f"got {self.min_objects}..{self.max_objects}")
         if not self.steps or any(s not in (1, 2, 3) for s in self.steps):
-            raise ValueError(f"steps must be a non-empty subset of (1, 2, 3), got {self.steps!r}")
+            raise ShapesConfigError(f"steps must be a non-empty subset of (1, 2, 3), got {self.steps!r}")
         if self.max_add < 1:
-            raise ValueError(f"max_add must be >= 1, got {self.max_add}")
+            raise ShapesConfigError(f"max_add must be >= 1, got {self.max_add}")
         if self.templates is not None:
             unknown = [t for t in self.templates if t not in TEMPLATES]
             if unknown:
-                raise ValueError(f"unknown template(s) {unknown}; known: {', '.join(TEMPLATES)}")
+                raise ShapesConfigError(f"unknown template(s) {unknown}; known: {', '.join(TEMPLATES)}")
         if not 0.2 <= self.shape_scale <= 1.0:
-            raise ValueError(f"shape_scale must be in 0.2..1.0, got {self.shape_scale}")
+            raise ShapesConfigError(f"shape_scale must be in 0.2..1.0, got {self.shape_scale}")
         if not self.active_templates():
-            raise ValueError(f"no template has an allowed step count {self.steps} "
+            raise ShapesConfigError(f"no template has an allowed step count {self.steps} "
                              f"among {self.templates}")
 
     def active_templates(self) -> list[str]:
@@ -163,7 +168,7 @@ class ShapesConfig:
         known = {f.name for f in fields(cls)}
         extra = sorted(set(data) - known)
         if extra:
-            raise ValueError(f"unknown ShapesConfig knob(s): {', '.join(extra)}")
+            raise ShapesConfigError(f"unknown ShapesConfig knob(s): {', '.join(extra)}")
         return cls(**dict(data))
 
 

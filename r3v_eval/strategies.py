@@ -14,6 +14,7 @@ from typing import Sequence
 from r3v_eval import prompts
 from r3v_eval.benchmarks.base import Benchmark, Problem
 from r3v_eval.engines.base import Engine, GenRequest, Sampling
+from r3v_eval.metric_names import GREEDY, at
 
 #: The paper's test-time sampling: 3 samples at temperature 0.9 (top_p 0.95, top_k 50).
 PAPER_SAMPLING = Sampling(n=3, temperature=0.9, top_p=0.95, top_k=50, max_new_tokens=384)
@@ -150,7 +151,7 @@ def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n
     metrics: dict[str, float] = {}
     outcomes: dict[str, list[Outcome]] = {}
     if greedy:
-        outcomes["greedy"] = greedy_cot(engine, bench, problems, style, max_new_tokens, progress)
+        outcomes[GREEDY] = greedy_cot(engine, bench, problems, style, max_new_tokens, progress)
     if n > 0:
         sampling = sampling or Sampling(n=n, temperature=PAPER_SAMPLING.temperature,
                                         top_p=PAPER_SAMPLING.top_p, top_k=PAPER_SAMPLING.top_k,
@@ -160,10 +161,10 @@ def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n
         cands = sample_candidates(engine, bench, problems, sampling, style, progress)
         for k in sorted(set(also_at) | {n}):
             sub = [c[:k] for c in cands]
-            outcomes[f"majority@{k}"] = majority(bench, problems, sub)
-            outcomes[f"pass@{k}"] = pass_at_n(bench, problems, sub)
+            outcomes[at("majority", k)] = majority(bench, problems, sub)
+            outcomes[at("pass", k)] = pass_at_n(bench, problems, sub)
             if with_select:
-                outcomes[f"select@{k}"] = select(engine, bench, problems, sub, style,
+                outcomes[at("select", k)] = select(engine, bench, problems, sub, style,
                                                  progress=progress)
     for name, outs in outcomes.items():
         metrics[name] = accuracy(outs)

@@ -36,15 +36,13 @@ from typing import Any
 
 from r3v_eval import strategies
 from r3v_eval.benchmarks.base import Benchmark, Problem, get_benchmark
+from r3v_eval.metric_names import ACCURACY, LMMS_KEYS
 
 DOC_COLUMNS = ("id", "question", "answer", "choices", "unit", "image", "meta", "benchmark")
 OUTPUT_MARKER = "r3v_strategy"
 
 #: metric names (lmms-eval result keys are "<metric>,none")
-ACCURACY = "accuracy"
-MAJORITY = "majority_at_n"
-SELECT = "select_at_n"
-PASS = "pass_at_n"
+MAJORITY, SELECT, PASS = (LMMS_KEYS[f] for f in ("majority", "select", "pass"))
 METRICS = (ACCURACY, MAJORITY, SELECT, PASS)
 
 
