@@ -39,6 +39,7 @@ from loguru import logger
 
 from r3v_eval import prompts
 from r3v_eval.benchmarks.base import DataError
+from r3v_eval.benchmarks.images import to_rgb
 from r3v_eval.lmms import docs as _docs
 
 DATA_ENV = "R3V_DATA_{}"
@@ -131,7 +132,7 @@ def doc_to_visual(doc: dict[str, Any]) -> list:
     image = doc.get("image")
     if image is None:
         return []
-    return [image.convert("RGB") if getattr(image, "mode", "RGB") != "RGB" else image]
+    return [to_rgb(image)]
 
 
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict | None = None) -> str:
