@@ -67,6 +67,7 @@ class ClevrMath(IntegerBenchmark):
     name = "clevr_math"
     hub_id = "dali-does/clevr-math"
     hub_config = "general"
+    rows_from: str | None = None  # the repository the rows being mapped come from
     hub_splits = {"train": "train", "validation": "validation", "val": "validation",
                   "test": "test"}
     cot_ending = "answer the question using a single numerical value (0-10)."
@@ -76,7 +77,7 @@ class ClevrMath(IntegerBenchmark):
 
     # ---------------------------------------------------------------- loading
     def problem_from_hub(self, row: dict[str, Any], index: int) -> Problem:
-        where = f"{self.hub_id} row {index}"
+        where = f"{self.rows_from or self.hub_id} row {index}"
         question = required_text(row, "question", where)
         label = row.get("label")
         if isinstance(label, bool) or label is None:
@@ -127,6 +128,7 @@ class ClevrMath(IntegerBenchmark):
                 'schema (one JSONL row per question: {"id", "question", "answer", "image"}) '
                 "and pass source=<folder>."
             ) from exc
+        self.rows_from = source["repo_id"]
         report = self.new_report(describe(source))
         problems = self.problems_from_rows(ds, limit, report)
         self.finish_load(report)

@@ -75,5 +75,8 @@ def _decode(source: Any, where: str, name: str) -> Image.Image:
         with Image.open(source) as im:
             im.load()
             return to_rgb(im)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:
+        raise DataError(f"{where}: unreadable image {name} (not a picture format PIL reads)"
+                        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged file
         raise DataError(f"{where}: unreadable image {name} ({type(exc).__name__}: {exc})") from None
