@@ -15,7 +15,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from r3v_eval.benchmarks.errors import DataError
 
@@ -71,6 +71,8 @@ def check_image_file(path: str | Path, where: str) -> None:
 
 
 def _decode(source: Any, where: str, name: str) -> Image.Image:
+    # strict even when another library (lmms-eval does) has told PIL to accept truncated files
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(source) as im:
             im.load()
@@ -80,3 +82,5 @@ def _decode(source: Any, where: str, name: str) -> Image.Image:
                         ) from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged file
         raise DataError(f"{where}: unreadable image {name} ({type(exc).__name__}: {exc})") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
