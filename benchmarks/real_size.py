@@ -261,10 +261,10 @@ def check_backbone(name: str, args, failures: list[str]) -> dict:
         failures.append(f"{name}: training step failed: {exc}")
         return out
     out["train_step"] = {"seconds": round(time.perf_counter() - t0, 1),
-                         "loss": round(float(loss), 3),
+                         "loss": round(float(loss.detach()), 3),
                          "peak_memory_mib": round(peak_memory_mib(device))}
     print(f"[{name}] LoRA step on the longest example: {out['train_step']['seconds']} s, "
-          f"peak memory {out['train_step']['peak_memory_mib']:,} MiB, loss {float(loss):.2f}")
+          f"peak memory {out['train_step']['peak_memory_mib']:,} MiB, loss {float(loss.detach()):.2f}")
     del model, engine, optimizer
     return out
 
