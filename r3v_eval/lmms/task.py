@@ -109,7 +109,7 @@ class R3VTask(ConfigurableMessagesTask):
         source = os.environ.get(env_name(DATA_ENV, bench.name)) or None
         split = os.environ.get(env_name(SPLIT_ENV, bench.name)) or bench.test_split
         where = f"local files {source}" if source else (
-            f"the hub ({bench.hub_id})" if bench.hub_id else "the built-in generator")
+            f"the hub ({bench.hub_id})" if bench.hub_id else "its default source")
         logger.info(f"[{task}] loading benchmark {bench.name!r} split {split!r} from {where}")
         try:
             problems = bench.load(split, source)
