@@ -266,14 +266,19 @@ def parse_choice(text: str | None, choices: list[str]) -> str | None:
     return None
 
 
-def letter_of(answer: str, choices: list[str]) -> str | None:
-    """The gold letter of a multiple-choice problem whose answer is a letter or an option's text."""
+def letter_of(answer: str, choices: list[str], letter_first: bool = False) -> str | None:
+    """The gold letter of a multiple-choice problem whose answer is an option's text or a letter.
+
+    The option text is tried first, so with letter-valued options out of order (["B", "A"])
+    the gold "A" names the option "A" (letter B). ``letter_first`` is for sources whose gold
+    is a letter by definition (M3CoT, MMMU, a problem already mapped to its letter)."""
     a = answer.strip()
     valid = option_letters(len(choices))
     m = re.fullmatch(r"\(?([A-Za-z])\)?\.?", a)
-    if m and m.group(1).upper() in valid:
-        return m.group(1).upper()
+    as_letter = m.group(1).upper() if m and m.group(1).upper() in valid else None
+    if letter_first and as_letter:
+        return as_letter
     normalized = [normalize_text(c) for c in choices]
     if normalize_text(a) in normalized:
         return valid[normalized.index(normalize_text(a))]
-    return None
+    return as_letter

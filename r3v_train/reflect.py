@@ -61,7 +61,6 @@ from pathlib import Path
 from typing import Any
 
 from r3v_eval import prompts
-from r3v_eval.answers import letter_of
 from r3v_eval.benchmarks.base import Benchmark, DataError, Problem, iter_jsonl_objects
 from r3v_train.pool import Sample, SamplePool, group_by_question
 
@@ -309,7 +308,7 @@ def gold_target(bench: Benchmark, problem: Problem) -> str:
     """The bare final answer a model should give: the gold option letter for multiple
     choice (whether stored as a letter or as the option's text), else the gold answer."""
     if problem.choices:
-        letter = letter_of(problem.answer, problem.choices)
+        letter = bench.gold_letter(problem)
         if letter is not None:
             return letter
     return problem.answer.strip()

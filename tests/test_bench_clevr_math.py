@@ -75,51 +75,6 @@ def test_bad_hub_rows_are_clear_errors(bench, change, message):
         bench.problem_from_hub(row, 9)
 
 
-def fake_datasets(monkeypatch, behaviour):
-    """Install a stand-in ``datasets`` module whose load_dataset runs ``behaviour``."""
-    calls = []
-
-    def load_dataset(path, name=None, split=None, **kwargs):
-        calls.append((path, name, split, kwargs))
-        return behaviour(len(calls), kwargs)
-
-    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    return calls
-
-
-def test_load_hub_falls_back_to_the_parquet_export(bench, monkeypatch):
-    def behaviour(n, kwargs):
-        if "revision" not in kwargs:
-            raise RuntimeError("Dataset scripts are no longer supported, but found clevr-math.py")
-        return [hub_row(label=1), hub_row(label=2), hub_row(label=3)]
-
-    calls = fake_datasets(monkeypatch, behaviour)
-    problems = bench.load("test", limit=2)
-    assert [p.answer for p in problems] == ["1", "2"]
-    assert calls[0][:3] == ("dali-does/clevr-math", "general", "test")
-    assert calls[1][3] == {"revision": PARQUET_REVISION}
-
-
-def test_load_hub_explains_when_nothing_works(bench, monkeypatch):
-    def behaviour(n, kwargs):
-        if n == 1:
-            raise RuntimeError("Dataset scripts are no longer supported, but found clevr-math.py")
-        raise ValueError("Unknown split 'train'")
-
-    fake_datasets(monkeypatch, behaviour)
-    with pytest.raises(DataError, match="canonical local schema"):
-        bench.load("train")
-
-
-def test_load_hub_other_errors_pass_through(bench, monkeypatch):
-    def behaviour(n, kwargs):
-        raise RuntimeError("disk full")
-
-    fake_datasets(monkeypatch, behaviour)
-    with pytest.raises(RuntimeError, match="disk full"):
-        bench.load("train")
-
-
 def test_load_hub_unknown_split(bench):
     with pytest.raises(DataError, match="no split 'dev'"):
         bench.load("dev")

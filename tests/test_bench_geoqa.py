@@ -1,5 +1,7 @@
 """GeoQA: hub mapping, local files, prompts and the multiple-choice answer rules."""
 
+import json
+
 import pytest
 from PIL import Image
 
@@ -21,6 +23,11 @@ CHOICES = ["30.0", "40.0", "45.0", "60.0"]
 @pytest.fixture
 def bench():
     return get_benchmark("geoqa")
+
+
+@pytest.fixture
+def zh():
+    return get_benchmark("geoqa_zh")
 
 
 @pytest.fixture
@@ -46,11 +53,35 @@ def hub_row(i=0, split="test", label=1, **over):
 
 
 # ------------------------------------------------------------------ registry
-def test_registered_with_public_hub_copy(bench):
-    assert bench.name == "geoqa"
-    assert bench.hub_id == "hz2475/geoQA"
-    assert set(bench.hub_splits) == {"train", "validation", "test"}
+def test_registered_english_by_default_chinese_port_labelled(bench, zh):
+    assert bench.name == "geoqa" and bench.hub_id is None
     assert get_benchmark("r3v_geoqa").name == "geoqa"
+    with pytest.raises(DataError, match=r"not on the Hugging Face hub.*box\.nju\.edu\.cn.*geoqa_zh"):
+        bench.load("test")
+    assert zh.name == "geoqa_zh" and zh.hub_id == "hz2475/geoQA"
+    assert set(zh.hub_splits) == {"train", "validation", "test"}
+
+
+def test_companion_files_load_as_r3v_ran_them(bench, tmp_path):
+    """geoQA-data: a JSON array per split file, images under images/, answer a letter."""
+    (tmp_path / "images").mkdir()
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(tmp_path / "images" / "test-0.png")
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "images" / "test-1.png")
+    items = [{"question": "Calculation: As shown in the figure, angle C is ()",
+              "choices": CHOICES, "answer": "B", "image": "test-0.png"},
+             {"question": "Calculation: angle D is ()", "choices": CHOICES, "answer": "D",
+              "image": "test-1.png"},
+             {"question": "Calculation: broken", "choices": CHOICES, "answer": "A",
+              "image": "missing.png"}]
+    (tmp_path / "test.jsonl").write_text(json.dumps(items), encoding="utf-8")
+    with pytest.raises(DataError, match=r"(?s)1 of 3 rows.*item 2: image file not found"):
+        bench.load("test", source=tmp_path)
+    (tmp_path / "test.jsonl").write_text(json.dumps(items[:2]), encoding="utf-8")
+    a, b = bench.load("test", source=tmp_path)
+    assert (a.id, a.answer, b.answer) == ("test-0", "B", "D")
+    assert a.question.startswith("Calculation: ")
+    assert a.load_image().getpixel((3, 3)) == (255, 255, 255)  # transparent -> white, not black
+    assert bench.score("Answer: (B)", a).correct and bench.last_load.kept == 2
 
 
 # ---------------------------------------------------------------- extraction
@@ -151,8 +182,8 @@ def test_prompts_use_the_paper_wording(bench, problem):
 
 
 # ---------------------------------------------------------------- hub mapping
-def test_problem_from_hub_maps_label_to_letter(bench):
-    p = bench.problem_from_hub(hub_row(label=2), 0)
+def test_problem_from_hub_maps_label_to_letter(zh):
+    p = zh.problem_from_hub(hub_row(label=2), 0)
     assert p.id == "1000"
     assert p.answer == "C"
     assert p.choices == ["40°", "50°", "130°", "140°"]
@@ -162,17 +193,8 @@ def test_problem_from_hub_maps_label_to_letter(bench):
     assert p.meta["original_split"] == "test"
     assert p.meta["formal_point"] == ["parallel lines"]
     assert "comment" in p.meta
-    assert p.benchmark == "geoqa"
-    assert bench.score("Answer: (C) 130°", p).correct
-
-
-def test_problems_from_rows_selects_the_official_split(bench):
-    rows = [hub_row(0, "train"), hub_row(1, "test"), hub_row(2, "val"), hub_row(3, "test"),
-            hub_row(4, "train")]
-    assert [p.id for p in bench.problems_from_rows(rows, split="test")] == ["1001", "1003"]
-    assert [p.id for p in bench.problems_from_rows(rows, split="validation")] == ["1002"]
-    assert [p.id for p in bench.problems_from_rows(rows, split="train", limit=1)] == ["1000"]
-    assert len(bench.problems_from_rows(rows)) == 5
+    assert p.benchmark == "geoqa_zh" and p.meta["language"] == "zh"
+    assert zh.score("Answer: (C) 130°", p).correct
 
 
 def test_split_aliases():
@@ -190,32 +212,32 @@ def test_split_aliases():
     ({"subject": ""}, "problem text"),
     ({"image": 123}, "image"),
 ])
-def test_bad_hub_rows_give_clear_errors(bench, over, message):
+def test_bad_hub_rows_give_clear_errors(zh, over, message):
     with pytest.raises(DataError, match=message):
-        bench.problem_from_hub(hub_row(**over), 5)
+        zh.problem_from_hub(hub_row(**over), 5)
 
 
-def test_hub_row_without_id_is_named_by_its_index(bench):
-    assert bench.problem_from_hub(hub_row(id=None), 5).id == "5"
-    assert bench.problem_from_hub(hub_row(id=""), 5).id == "5"
-    assert bench.problem_from_hub(hub_row(), 5).id == "1000"
+def test_hub_row_without_id_is_named_by_its_index(zh):
+    assert zh.problem_from_hub(hub_row(id=None), 5).id == "5"
+    assert zh.problem_from_hub(hub_row(id=""), 5).id == "5"
+    assert zh.problem_from_hub(hub_row(), 5).id == "1000"
 
 
-def test_label_missing_falls_back_to_answer_letter(bench):
-    p = bench.problem_from_hub(hub_row(label=None, answer="D"), 0)
+def test_label_missing_falls_back_to_answer_letter(zh):
+    p = zh.problem_from_hub(hub_row(label=None, answer="D"), 0)
     assert p.answer == "D"
 
 
-def test_unknown_split_is_an_error(bench):
+def test_unknown_split_is_an_error(zh):
     with pytest.raises(DataError, match="no split"):
-        bench.load_hub("dev")
+        zh.load_hub("dev")
 
 
 # ---------------------------------------------------------------- local files
-def test_local_round_trip_with_images(bench, tmp_path):
-    problems = bench.problems_from_rows([hub_row(0, "test", 0), hub_row(1, "test", 3)])
+def test_local_round_trip_with_images(zh, tmp_path):
+    problems = zh.problems_from_rows([hub_row(0, "test", 0), hub_row(1, "test", 3)])
     write_local(problems, tmp_path, "test")
-    loaded = bench.load(split="test", source=tmp_path)
+    loaded = zh.load(split="test", source=tmp_path)
     assert [p.answer for p in loaded] == ["A", "D"]
     assert loaded[0].choices == problems[0].choices
     assert loaded[0].load_image().size == (24, 16)
@@ -252,7 +274,7 @@ def test_bad_local_rows_give_clear_errors(bench, tmp_path, row, message):
         bench.load(split="test", source=tmp_path)
 
 
-def test_load_hub_filters_the_single_hub_split(bench, monkeypatch):
+def test_load_hub_filters_the_single_hub_split(zh, monkeypatch):
     """load_hub on an in-memory copy of the port: one hub split, filtered by original_split."""
     datasets = pytest.importorskip("datasets")
     rows = [hub_row(i, split, image=None) for i, split in
@@ -264,10 +286,10 @@ def test_load_hub_filters_the_single_hub_split(bench, monkeypatch):
         return datasets.Dataset.from_list(rows)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    assert [p.id for p in bench.load(split="test")] == ["1001", "1003"]
-    assert [p.id for p in bench.load(split="validation")] == ["1002"]
-    assert [p.id for p in bench.load(split="train", limit=1)] == ["1000"]
+    assert [p.id for p in zh.load(split="test")] == ["1001", "1003"]
+    assert [p.id for p in zh.load(split="validation")] == ["1002"]
+    assert [p.id for p in zh.load(split="train", limit=1)] == ["1000"]
     assert calls[0] == ("hz2475/geoQA", None, "train")
     rows[:] = [hub_row(0, "weird", image=None)]
     with pytest.raises(DataError, match="values seen: \\['weird'\\]"):
-        bench.load(split="test")
+        zh.load(split="test")

@@ -90,7 +90,10 @@ def test_problem_from_hub_multi_choice_and_float(bench):
 
 @pytest.mark.parametrize("over, message", [
     ({"decoded_image": None}, "decoded_image"),
-    ({"decoded_image": "images/1.jpg"}, "PIL image"),
+    ({"decoded_image": "images/1.jpg"}, "image file not found"),
+    ({"decoded_image": {"bytes": b"junk", "path": "1.jpg"}}, "unreadable image 1.jpg"),
+    ({"question_type": "multi_choice", "choices": ["1", "2"], "answer": "3"},
+     "not one of the choices"),
     ({"question_type": "essay"}, "question_type"),
     ({"answer_type": "complex"}, "answer_type"),
     ({"question_type": "multi_choice", "choices": None}, "choices"),
@@ -281,7 +284,7 @@ def test_load_hub_reads_testmini_by_default(bench, monkeypatch):
 
     def fake_load_dataset(path, name=None, split=None):
         calls.append((path, name, split))
-        return [hub_row(), mc_row()]
+        return datasets.Dataset.from_list([hub_row(), mc_row()])
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     assert [p.id for p in bench.load(limit=1)] == ["1"]

@@ -83,6 +83,7 @@ def test_problem_from_hub_open(bench):
 
 
 def test_first_referenced_image_is_kept(bench):
+    bench.image_mode = "first"
     row = hub_row(question="Which option matches <image 2>?", image_1=img(5, 5, "red"),
                   image_2=img(6, 6, "blue"),
                   options="['<image 3>', '<image 4>', 'neither', 'both']",
@@ -94,7 +95,7 @@ def test_first_referenced_image_is_kept(bench):
 
 
 def test_merge_mode_tiles_referenced_images(bench):
-    bench.image_mode = "merge"
+    assert bench.image_mode == "merge"  # the default: every referenced image, as R3V passed them
     row = hub_row(question="Compare <image 1> and <image 2>.", image_1=img(10, 4),
                   image_2=img(20, 8))
     p = bench.problem_from_hub(row, 0)
@@ -114,7 +115,8 @@ def test_unreferenced_image_falls_back_to_image_1(bench):
     ({"options": "[]"}, "at least 2 options"),
     ({"question_type": "essay"}, "question_type"),
     ({"answer": None}, "answer"),
-    ({"image_1": "path.png"}, "PIL image"),
+    ({"image_1": "path.png"}, "image file not found"),
+    ({"image_2": None, "question": "Compare <image 1> and <image 2>."}, "references <image 2>"),
 ])
 def test_bad_hub_rows(bench, over, message):
     with pytest.raises(DataError, match=message):
@@ -254,7 +256,7 @@ def test_load_hub_concatenates_subjects(bench, monkeypatch):
 
     def fake_load_dataset(path, name=None, split=None):
         calls.append((path, name, split))
-        return [hub_row(id=f"{split}_{name}_{i}") for i in (1, 2)]
+        return datasets.Dataset.from_list([hub_row(id=f"{split}_{name}_{i}") for i in (1, 2)])
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     bench.subjects = ("Art", "Math")

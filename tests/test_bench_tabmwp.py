@@ -105,7 +105,7 @@ def test_hub_image_given_as_bytes(bench, tmp_path):
 ])
 def test_bad_hub_rows_are_clear_errors(bench, change, message):
     with pytest.raises(DataError, match=rf"row 3: .*{message}"):
-        bench.problem_from_hub(dict(PROMPTPG_MC, **change), 3)
+        bench.problem_from_hub(dict(PROMPTPG_MC, image=table_png(), **change), 3)
 
 
 def test_test_split_is_not_on_the_hub(bench):

@@ -9,6 +9,7 @@ import pkgutil
 from r3v_eval.benchmarks.base import (  # noqa: F401
     Benchmark,
     DataError,
+    LoadReport,
     Problem,
     Score,
     benchmark_names,
@@ -18,7 +19,7 @@ from r3v_eval.benchmarks.base import (  # noqa: F401
     write_local,
 )
 
-_INFRASTRUCTURE = {"base", "kinds"}
+_INFRASTRUCTURE = {"base", "errors", "hub", "images", "kinds"}
 
 for _info in pkgutil.iter_modules(__path__):
     if _info.name not in _INFRASTRUCTURE and not _info.name.startswith("_"):

@@ -18,18 +18,25 @@ Canonical local schema (``DIR/<split>.jsonl`` plus image files, or one ``.jsonl`
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from PIL import Image
 
+from r3v_eval import answers
 from r3v_eval.answers import LETTERS
-from r3v_eval.errors import R3VError
+from r3v_eval.benchmarks import hub
+from r3v_eval.benchmarks.errors import DataError
+from r3v_eval.benchmarks.images import check_image_file, open_image
 
+logger = logging.getLogger(__name__)
 
-class DataError(R3VError):
-    """A data file or row that does not follow the expected schema."""
+#: a load fails when more than this share of its rows is malformed or has an unreadable image
+MAX_SKIPPED_FRACTION = 0.01
+#: how many skipped rows a report names one by one
+MAX_LISTED_SKIPS = 20
 
 
 @dataclass
@@ -46,16 +53,11 @@ class Problem:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def load_image(self) -> Image.Image | None:
-        """The problem's picture as an RGB PIL image (opened lazily from a path)."""
+        """The problem's picture as an RGB PIL image (opened lazily from a path; transparency
+        composited onto white, see :mod:`.images`)."""
         if self.image is None:
             return None
-        if isinstance(self.image, Image.Image):
-            return self.image.convert("RGB") if self.image.mode != "RGB" else self.image
-        path = Path(self.image)
-        if not path.is_file():
-            raise DataError(f"problem {self.id!r}: image file not found: {path}")
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        return open_image(self.image, f"problem {self.id!r}")
 
     def to_row(self, image_path: str | None = None) -> dict[str, Any]:
         """The canonical JSONL row of this problem (the image given as a relative path)."""
@@ -71,6 +73,48 @@ class Problem:
         if self.meta:
             row["meta"] = self.meta
         return row
+
+
+@dataclass
+class LoadReport:
+    """What one load kept and what it skipped: a row that does not follow the schema, or whose
+    picture cannot be read, is skipped and named here; the load fails when the skipped share
+    is above the benchmark's ``max_skipped_fraction``."""
+
+    benchmark: str
+    source: str
+    kept: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.kept + len(self.skipped)
+
+    def add(self, build: Callable[[], Problem]) -> Problem | None:
+        """``build()``'s problem, or None (and the reason recorded) when it raises DataError."""
+        try:
+            problem = build()
+        except DataError as exc:
+            self.skipped.append(str(exc))
+            return None
+        self.kept += 1
+        return problem
+
+    def check(self, max_fraction: float = MAX_SKIPPED_FRACTION) -> None:
+        """Log the skipped rows by name; raise :class:`DataError` when there are too many."""
+        if not self.skipped:
+            return
+        n = len(self.skipped)
+        share = n / self.rows
+        listed = "\n  ".join(self.skipped[:MAX_LISTED_SKIPS])
+        if n > MAX_LISTED_SKIPS:
+            listed += f"\n  ... and {n - MAX_LISTED_SKIPS} more"
+        head = (f"{self.benchmark}: {n} of {self.rows} rows read from {self.source} are "
+                f"malformed or have an unreadable picture ({share:.1%})")
+        if share > max_fraction:
+            raise DataError(f"{head}, above the {max_fraction:.0%} limit; fix or remove them:"
+                            f"\n  {listed}")
+        logger.warning("%s; skipped:\n  %s", head, listed)
 
 
 @dataclass(frozen=True)
@@ -104,6 +148,9 @@ class Benchmark:
     )
     train_split: str = "train"
     test_split: str = "test"
+    max_skipped_fraction: float = MAX_SKIPPED_FRACTION
+    #: the report of the latest load (set by every load)
+    last_load: LoadReport | None = None
 
     # ---------------------------------------------------------------- loading
     def problem_from_hub(self, row: dict[str, Any], index: int) -> Problem:
@@ -127,8 +174,7 @@ class Benchmark:
             path = Path(image)
             if not path.is_absolute():
                 path = base_dir / path
-            if not path.is_file():
-                raise DataError(f"{where}: image file not found: {path}")
+            check_image_file(path, where)
             image = str(path)
         meta = row.get("meta") or {}
         if not isinstance(meta, dict):
@@ -147,13 +193,15 @@ class Benchmark:
     def load(self, split: str | None = None, source: str | Path | None = None,
              limit: int | None = None) -> list[Problem]:
         """Load a split: from ``source`` (a folder or a .jsonl file in the canonical schema)
-        when given, else from the public Hugging Face data set."""
+        when given, else from the public Hugging Face data set. Malformed rows and unreadable
+        pictures are skipped and reported (see :class:`LoadReport`, ``last_load``)."""
         split = split or self.test_split
         if source is not None:
             return load_local(self, source, split, limit)
         return self.load_hub(split, limit)
 
-    def load_hub(self, split: str, limit: int | None = None) -> list[Problem]:
+    def check_hub_split(self, split: str) -> str:
+        """The hub's split name for our ``split``; a clear error for an unknown one."""
         if self.hub_id is None:
             raise DataError(
                 f"benchmark {self.name!r} has no public data set; pass a local folder in the "
@@ -164,21 +212,40 @@ class Benchmark:
                 f"benchmark {self.name!r} has no split {split!r} on the hub; "
                 f"known: {sorted(self.hub_splits)}"
             )
-        import datasets  # heavy import, only when really loading from the hub
+        return self.hub_splits[split]
 
-        ds = datasets.load_dataset(self.hub_id, self.hub_config, split=self.hub_splits[split])
+    def load_hub(self, split: str, limit: int | None = None) -> list[Problem]:
+        ds = hub.load_split(self.hub_id, self.hub_config, self.check_hub_split(split))
         return self.problems_from_rows(ds, limit)
 
-    def problems_from_rows(self, rows: Iterable[dict[str, Any]], limit: int | None = None
-                           ) -> list[Problem]:
-        """Map hub-shaped rows, keeping only those the benchmark uses (see ``keep_hub_row``)."""
+    def new_report(self, source: str) -> LoadReport:
+        return LoadReport(self.name, source)
+
+    def finish_load(self, report: LoadReport) -> None:
+        """Record ``report`` as the latest load's and check it against the threshold."""
+        self.last_load = report
+        report.check(self.max_skipped_fraction)
+
+    def problems_from_rows(self, rows: Iterable[dict[str, Any]], limit: int | None = None,
+                           report: LoadReport | None = None) -> list[Problem]:
+        """Map hub-shaped rows, keeping only those the benchmark uses (see ``keep_hub_row``).
+
+        Rows that fail to map are skipped into ``report``; without one, a report is made and
+        checked here."""
+        own = report is None
+        if report is None:
+            report = self.new_report(self.hub_id or "rows")
         out: list[Problem] = []
         for i, row in enumerate(rows):
-            if not self.keep_hub_row(row):
-                continue
-            out.append(self.problem_from_hub(row, i))
             if limit is not None and len(out) >= limit:
                 break
+            if not self.keep_hub_row(row):
+                continue
+            problem = report.add(lambda: self.problem_from_hub(row, i))
+            if problem is not None:
+                out.append(problem)
+        if own:
+            self.finish_load(report)
         return out
 
     def keep_hub_row(self, row: dict[str, Any]) -> bool:
@@ -200,6 +267,14 @@ class Benchmark:
 
     def select_instruction_for(self, problem: Problem) -> str:
         return self.select_instruction
+
+    def gold_letter(self, problem: Problem) -> str | None:
+        """The gold option letter of a multiple-choice problem (None without choices).
+
+        The gold is read as an option's text first, then as a letter: an option list of
+        letters out of order (["B", "A"], gold "A") names the option "A", not the first one.
+        Benchmarks that store the gold as a letter override this."""
+        return answers.letter_of(problem.answer, problem.choices or [])
 
     # ---------------------------------------------------------------- scoring
     def extract(self, reply: str, problem: Problem) -> str | None:
@@ -288,13 +363,9 @@ def parse_json_object(line: str, where: str, not_object: str = "a row must be a 
     return row
 
 
-def iter_jsonl_objects(path: Path, not_object: str = "a row must be a JSON object"
-                       ) -> Iterator[tuple[int, str, dict[str, Any]]]:
-    """Yield ``(lineno, "path:lineno", row)`` for each non-blank line of a UTF-8 JSONL file.
-
-    Read lazily (a caller may stop early); every error is a :class:`DataError` naming the
-    file, and the line where there is one.
-    """
+def iter_jsonl_lines(path: Path) -> Iterator[tuple[int, str, str]]:
+    """Yield ``(lineno, "path:lineno", line)`` for each non-blank line of a UTF-8 text file
+    (read lazily; a file that is not UTF-8 is a :class:`DataError` naming it)."""
     with path.open(encoding="utf-8") as fh:
         lines = enumerate(fh, 1)
         while True:
@@ -304,24 +375,41 @@ def iter_jsonl_objects(path: Path, not_object: str = "a row must be a JSON objec
                 return
             except UnicodeDecodeError as exc:
                 raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            yield lineno, where, parse_json_object(line, where, not_object)
+            if line.strip():
+                yield lineno, f"{path}:{lineno}", line
+
+
+def iter_jsonl_objects(path: Path, not_object: str = "a row must be a JSON object"
+                       ) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """Yield ``(lineno, "path:lineno", row)`` for each non-blank line of a UTF-8 JSONL file.
+
+    Read lazily (a caller may stop early); every error is a :class:`DataError` naming the
+    file, and the line where there is one.
+    """
+    for lineno, where, line in iter_jsonl_lines(path):
+        yield lineno, where, parse_json_object(line, where, not_object)
 
 
 def load_local(bench: Benchmark, source: str | Path, split: str,
                limit: int | None = None) -> list[Problem]:
-    """Read the canonical schema: ``source`` is a .jsonl file or a folder holding ``<split>.jsonl``."""
+    """Read the canonical schema: ``source`` is a .jsonl file or a folder holding ``<split>.jsonl``.
+
+    A line that is not a JSON object, a row that does not follow the schema and a picture
+    that cannot be read are skipped and reported (see :class:`LoadReport`)."""
     source = Path(source)
     path = source if source.suffix == ".jsonl" else source / f"{split}.jsonl"
     if not path.is_file():
         raise DataError(f"{bench.name}: local data file not found: {path}")
+    report = bench.new_report(str(path))
     problems: list[Problem] = []
-    for _, where, row in iter_jsonl_objects(path):
-        problems.append(bench.problem_from_local(row, path.parent, where))
+    for _, where, line in iter_jsonl_lines(path):
         if limit is not None and len(problems) >= limit:
             break
+        problem = report.add(
+            lambda: bench.problem_from_local(parse_json_object(line, where), path.parent, where))
+        if problem is not None:
+            problems.append(problem)
+    bench.finish_load(report)
     return problems
 
 

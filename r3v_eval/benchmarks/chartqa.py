@@ -20,6 +20,7 @@ from typing import Any
 
 from r3v_eval import answers
 from r3v_eval.benchmarks.base import DataError, Problem, register, required_text
+from r3v_eval.benchmarks.images import open_image
 from r3v_eval.benchmarks.kinds import RelaxedBenchmark
 
 # A reply without "Answer:" (or the like) is taken as the answer itself only when it looks like
@@ -76,9 +77,9 @@ class ChartQA(RelaxedBenchmark):
             labels = [labels]
         if not isinstance(labels, (list, tuple)) or not labels or not str(labels[0]).strip():
             raise DataError(f"{where}: 'label' must be a non-empty list of strings")
-        image = row.get("image")
-        if image is None:
+        if row.get("image") is None:
             raise DataError(f"{where}: no chart image")
+        image = open_image(row["image"], where)
         meta: dict[str, Any] = {"source": question_source(row) or "unknown", "hub_index": index}
         if len(labels) > 1:
             meta["labels"] = [str(x) for x in labels]

@@ -11,6 +11,7 @@ from typing import Any
 from r3v_eval import answers
 from r3v_eval.answers import LETTERS
 from r3v_eval.benchmarks.base import Benchmark, DataError, Problem
+from r3v_eval.benchmarks.images import open_image
 
 
 class IntegerBenchmark(Benchmark):
@@ -78,9 +79,11 @@ class ChoiceBenchmark(Benchmark):
         return [str(c) for c in choices]
 
     @staticmethod
-    def gold_letter(answer: Any, choices: list[str], where: str) -> str:
-        """The option letter of a gold answer given as a letter or as an option's text."""
-        letter = answers.letter_of(str(answer), choices)
+    def row_gold_letter(answer: Any, choices: list[str], where: str,
+                        letter_first: bool = False) -> str:
+        """The option letter of a gold answer given as an option's text or as a letter
+        (``letter_first`` for sources whose gold is a letter by definition)."""
+        letter = answers.letter_of(str(answer), choices, letter_first=letter_first)
         if letter is None:
             raise DataError(f"{where}: answer {answer!r} is neither an option letter "
                             f"(A-{LETTERS[len(choices) - 1]}) nor an option's text")
@@ -88,10 +91,10 @@ class ChoiceBenchmark(Benchmark):
 
     def choice_problem(self, row: dict[str, Any], index: int, where: str, question: str,
                        choices: list[str], letter: str, meta: dict[str, Any]) -> Problem:
-        """The problem of a mapped hub row; checks the row's ``image`` and picks its id."""
+        """The problem of a mapped hub row; opens the row's ``image`` and picks its id."""
         image = row.get("image")
-        if image is not None and not (hasattr(image, "convert") or isinstance(image, (str, Path))):
-            raise DataError(f"{where}: 'image' must be a PIL image, got {type(image).__name__}")
+        if image is not None:
+            image = open_image(image, where)
         return Problem(
             id=str(row["id"]) if row.get("id") not in (None, "") else str(index),
             question=question,
@@ -107,7 +110,7 @@ class ChoiceBenchmark(Benchmark):
         if not problem.choices or len(problem.choices) < 2:
             raise DataError(f"{where}: {self.display_name or self.name} rows need 'choices' "
                             "(a list of at least 2 options)")
-        self.gold_letter(problem.answer, problem.choices, where)
+        problem.answer = self.row_gold_letter(problem.answer, problem.choices, where)
         return problem
 
     # ---------------------------------------------------------------- scoring
@@ -116,6 +119,10 @@ class ChoiceBenchmark(Benchmark):
             return None
         return answers.parse_choice(answers.final_answer_text(reply), problem.choices)
 
+    def gold_letter(self, problem: Problem) -> str | None:
+        """Loaded problems hold their gold as the letter (see :meth:`choice_problem`)."""
+        return answers.letter_of(problem.answer, problem.choices or [], letter_first=True)
+
     def match(self, extracted: str, problem: Problem) -> bool:
-        gold = answers.letter_of(problem.answer, problem.choices or [])
+        gold = self.gold_letter(problem)
         return gold is not None and extracted == gold

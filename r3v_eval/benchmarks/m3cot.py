@@ -45,7 +45,8 @@ class M3CoT(ChoiceBenchmark):
         if not question:
             raise DataError(f"{where}: empty 'question'")
         choices = self.row_choices(row, where)
-        letter = self.gold_letter(row["answer"], choices, where)
+        # the card's ``answer`` is the option letter by definition
+        letter = self.row_gold_letter(row["answer"], choices, where, letter_first=True)
         context = str(row.get("context") or "").strip()
         if context:
             question = f"Context: {context}\n{question}"

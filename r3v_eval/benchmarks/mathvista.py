@@ -42,6 +42,7 @@ from typing import Any
 
 from r3v_eval import answers
 from r3v_eval.benchmarks.base import Benchmark, DataError, Problem, register
+from r3v_eval.benchmarks.images import open_image
 from r3v_eval.benchmarks.kinds import ChoiceBenchmark
 
 QUESTION_TYPES = ("multi_choice", "free_form")
@@ -153,12 +154,12 @@ class MathVista(Benchmark):
         choices = [str(c) for c in choices] if choices else None
         if qtype == "multi_choice" and (not choices or len(choices) < 2):
             raise DataError(f"{where}: a multi_choice question needs at least 2 choices")
-        image = row.get("decoded_image")
-        if image is None:
+        if row.get("decoded_image") is None:
             raise DataError(f"{where}: no 'decoded_image'")
-        if not hasattr(image, "convert"):
-            raise DataError(f"{where}: 'decoded_image' must be a PIL image, "
-                            f"got {type(image).__name__}")
+        image = open_image(row["decoded_image"], where)
+        answer = "" if row.get("answer") is None else str(row["answer"])
+        if qtype == "multi_choice" and answer.strip() and answers.letter_of(answer, choices) is None:
+            raise DataError(f"{where}: answer {answer!r} is not one of the choices {choices}")
         meta: dict[str, Any] = {"question_type": qtype}
         if atype is not None:
             meta["answer_type"] = atype
@@ -170,11 +171,10 @@ class MathVista(Benchmark):
                 meta["image_path" if key == "image" else key] = str(row[key])
         if isinstance(row.get("metadata"), dict):
             meta["metadata"] = dict(row["metadata"])
-        answer = row.get("answer")
         return Problem(
             id=str(row["pid"]),
             question=str(row["question"]).strip(),
-            answer="" if answer is None else str(answer),
+            answer=answer,
             benchmark=self.name,
             choices=choices if qtype == "multi_choice" else None,
             unit=str(row["unit"]) if row.get("unit") else None,
@@ -192,8 +192,7 @@ class MathVista(Benchmark):
             raise DataError(f"{where}: meta.answer_type must be one of {ANSWER_TYPES}")
         if qtype == "multi_choice" and not problem.choices:
             raise DataError(f"{where}: a multi_choice question needs 'choices'")
-        if answer_kind(problem)[0] == "choice" and \
-                answers.letter_of(problem.answer, problem.choices) is None:
+        if answer_kind(problem)[0] == "choice" and self.gold_letter(problem) is None:
             raise DataError(f"{where}: answer {problem.answer!r} is not one of the choices")
         return problem
 
@@ -233,8 +232,8 @@ class MathVista(Benchmark):
     def match(self, extracted: str, problem: Problem) -> bool:
         kind, precision = answer_kind(problem)
         gold = (problem.answer or "").strip()
-        if kind == "choice":
-            return extracted == answers.letter_of(gold, problem.choices or [])
+        if kind == "choice":  # the gold is the option's text (read text-first)
+            return extracted == self.gold_letter(problem)
         if kind in ("integer", "float"):
             gold_value = answers.parse_number(gold)
             if gold_value is None:

@@ -13,14 +13,16 @@ Decisions
     * Subjects: ``hub_config = None`` loads every subject in :attr:`MMMU.subjects` one config
       at a time and concatenates them (the 900-question validation set by default). Set
       ``hub_config`` to one subject name, or narrow ``subjects``, to load fewer.
-    * Images: a problem carries ONE image, the first one the question or its options
-      reference ("<image 2>" -> ``image_2``; ``image_1`` when none is referenced). With
-      ``image_mode = "merge"`` every referenced image is pasted side by side into one picture
-      instead. The question text keeps its "<image N>" placeholders verbatim (as lmms-eval's
+    * Images: R3V passes every image the question and its options reference ("<image 2>"
+      -> ``image_2``; every present image when none is referenced). Our engines take one
+      picture per prompt, so by default (``image_mode = "merge"``) the referenced images are
+      pasted side by side, in order, into one picture; ``image_mode = "first"`` keeps only the
+      first. The question text keeps its "<image N>" placeholders verbatim (as lmms-eval's
       default, non-interleaved MMMU prompt does); the references are listed in
       ``meta["image_refs"]``.
-    * Default split is ``validation`` (the test answers are not public); asking for ``train``
-      is a clear error.
+    * Default split is ``validation`` (900; the test answers are not public);
+      ``dev+validation`` (1,050) is the set R3V evaluated on (VLMEvalKit's MMMU_DEV_VAL).
+      Asking for ``train`` is a clear error.
 
 Scoring (rules after MMMU's own rule-based evaluation, no GPT judge; an unparseable reply is
 always wrong, never MMMU's random pick):
@@ -46,7 +48,9 @@ from PIL import Image
 
 from r3v_eval import answers
 from r3v_eval.answers import LETTERS
+from r3v_eval.benchmarks import hub
 from r3v_eval.benchmarks.base import Benchmark, DataError, Problem, register
+from r3v_eval.benchmarks.images import open_image, to_rgb
 from r3v_eval.benchmarks.kinds import ChoiceBenchmark
 
 SUBJECTS = (
@@ -107,9 +111,10 @@ class MMMU(Benchmark):
     hub_id = "MMMU/MMMU"
     hub_config = None  # None: every subject in ``subjects``; or one subject's name
     subjects: tuple[str, ...] = SUBJECTS
-    hub_splits = {"dev": "dev", "validation": "validation", "test": "test"}
+    hub_splits = {"dev": "dev", "validation": "validation", "test": "test",
+                  "dev+validation": "dev+validation"}
     test_split = "validation"
-    image_mode = "first"  # "first" | "merge"
+    image_mode = "merge"  # "merge" | "first"
 
     # ---------------------------------------------------------------- loading
     def load_hub(self, split: str, limit: int | None = None) -> list[Problem]:
@@ -122,19 +127,19 @@ class MMMU(Benchmark):
         unknown = [c for c in configs if c not in SUBJECTS]
         if unknown:
             raise DataError(f"MMMU: unknown subject(s) {unknown}; known: {', '.join(SUBJECTS)}")
-        import datasets  # heavy import, only when really loading from the hub
-
+        report = self.new_report(f"{self.hub_id} ({len(configs)} subject(s))")
         problems: list[Problem] = []
         for config in configs:
-            ds = datasets.load_dataset(self.hub_id, config, split=self.hub_splits[split])
+            ds = hub.load_split(self.hub_id, config, self.hub_splits[split])
             remaining = None if limit is None else limit - len(problems)
-            problems.extend(self.problems_from_rows(ds, remaining))
+            problems.extend(self.problems_from_rows(ds, remaining, report))
             if limit is not None and len(problems) >= limit:
                 break
+        self.finish_load(report)
         return problems
 
     def problem_from_hub(self, row: dict[str, Any], index: int) -> Problem:
-        where = f"{self.hub_id} row {index}"
+        where = f"{self.hub_id} row {index}" + (f" ({row['id']})" if row.get("id") else "")
         for key in ("id", "question", "answer", "question_type"):
             if row.get(key) is None:
                 raise DataError(f"{where}: missing {key!r}")
@@ -173,20 +178,20 @@ class MMMU(Benchmark):
         return sorted({int(n) for n in found if 1 <= int(n) <= MAX_IMAGES})
 
     def _pick_image(self, row: dict[str, Any], refs: list[int], where: str) -> Any:
-        present = {k: row.get(f"image_{k}") for k in range(1, MAX_IMAGES + 1)
-                   if row.get(f"image_{k}") is not None}
-        for k, img in present.items():
-            if not hasattr(img, "convert"):
-                raise DataError(
-                    f"{where}: 'image_{k}' must be a PIL image, got {type(img).__name__}")
         if self.image_mode not in ("first", "merge"):
             raise ValueError(f"MMMU.image_mode must be 'first' or 'merge', not {self.image_mode!r}")
-        wanted = [k for k in refs if k in present] or sorted(present)
-        if not wanted:
+        present = [k for k in range(1, MAX_IMAGES + 1) if row.get(f"image_{k}") is not None]
+        missing = [k for k in refs if k not in present]
+        if missing:
+            raise DataError(f"{where}: the question references <image {missing[0]}>, "
+                            f"but 'image_{missing[0]}' is empty")
+        wanted = refs or present
+        if self.image_mode == "first":
+            wanted = wanted[:1]
+        images = [open_image(row[f"image_{k}"], f"{where} image_{k}") for k in wanted]
+        if not images:
             return None
-        if self.image_mode == "merge" and len(wanted) > 1:
-            return merge_images([present[k] for k in wanted])
-        return present[wanted[0]]
+        return images[0] if len(images) == 1 else merge_images(images)
 
     def problem_from_local(self, row: dict[str, Any], base_dir: Path, where: str) -> Problem:
         problem = super().problem_from_local(row, base_dir, where)
@@ -219,8 +224,12 @@ class MMMU(Benchmark):
     @staticmethod
     def _gold_letters(problem: Problem) -> set[str]:
         golds = literal_list(problem.answer) or [problem.answer]
-        letters = {answers.letter_of(g, problem.choices or []) for g in golds}
+        letters = {answers.letter_of(g, problem.choices or [], letter_first=True) for g in golds}
         return {x for x in letters if x}
+
+    def gold_letter(self, problem: Problem) -> str | None:
+        letters = self._gold_letters(problem) if self._is_choice(problem) else set()
+        return min(letters) if letters else None
 
     @staticmethod
     def _golds(problem: Problem) -> list[str]:
@@ -257,7 +266,7 @@ class MMMU(Benchmark):
 
 def merge_images(images: list[Image.Image], gap: int = 10) -> Image.Image:
     """Paste images side by side (top-aligned, white background) into one RGB picture."""
-    rgb = [im.convert("RGB") for im in images]
+    rgb = [to_rgb(im) for im in images]
     width = sum(im.width for im in rgb) + gap * (len(rgb) - 1)
     height = max(im.height for im in rgb)
     canvas = Image.new("RGB", (width, height), "white")

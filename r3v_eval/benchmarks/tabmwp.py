@@ -36,13 +36,10 @@ Scoring follows PromptPG's rules (as R3V's official evaluation does):
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
 from typing import Any
-
-from PIL import Image
 
 from r3v_eval import answers
 from r3v_eval.answers import LETTERS
@@ -54,6 +51,7 @@ from r3v_eval.benchmarks.base import (
     register,
     required_text,
 )
+from r3v_eval.benchmarks.images import check_image_file, open_image
 
 FREE_TEXT_ENDING = "answer the question using a single word or phrase."
 MULTI_CHOICE_ENDING = "answer with the option's letter from the given choices directly."
@@ -64,6 +62,7 @@ SELECT_INSTRUCTION = (
 # see chartqa.MAX_BARE_ANSWER_WORDS: a reply without an answer marker must look like an answer
 MAX_BARE_ANSWER_WORDS = 12
 
+PROMPTPG_REPO = "https://github.com/lupantech/PromptPG"
 _PROMPTPG_SPLITS = {"validation": "dev", "val": "dev"}
 _FRAC = re.compile(r"\\[dt]?frac\{\s*([-+−]?[\d.,]+)\s*\}\{\s*([-+−]?[\d.,]+)\s*\}")
 _PROMPTPG_NUMBER = re.compile(r"^[-+]?[\d,./]+$")
@@ -131,19 +130,6 @@ def _clean_choices(value: Any, where: str) -> list[str] | None:
     return list(value) or None
 
 
-def _open_image(value: Any, where: str) -> Any:
-    """A hub image cell: a PIL image, ``{"bytes": ..., "path": ...}``, a path, or None."""
-    if value is None or isinstance(value, (Image.Image, str, Path)):
-        return value
-    if isinstance(value, dict):
-        if value.get("bytes"):
-            with Image.open(io.BytesIO(value["bytes"])) as im:
-                return im.convert("RGB")
-        if value.get("path"):
-            return value["path"]
-    raise DataError(f"{where}: unreadable image cell of type {type(value).__name__}")
-
-
 def _meta_from(row: dict[str, Any]) -> dict[str, Any]:
     meta = {k: row[k] for k in ("table_title", "table", "ques_type", "ans_type", "grade",
                                  "solution", "split") if row.get(k) is not None}
@@ -199,7 +185,9 @@ class TabMWP(Benchmark):
         where = f"{self.hub_id} row {index}"
         pid = row.get("pid", row.get("id"))
         pid = str(pid) if pid is not None and str(pid).strip() else f"{index:05d}"
-        image = _open_image(row.get("image"), where)
+        if row.get("image") is None:
+            raise DataError(f"{where}: no table image")
+        image = open_image(row["image"], where)
         return self._problem(row, f"tabmwp-{pid}", image, where)
 
     def problem_from_local(self, row: dict[str, Any], base_dir: Path, where: str) -> Problem:
@@ -223,9 +211,11 @@ class TabMWP(Benchmark):
     def load_hub(self, split: str, limit: int | None = None) -> list[Problem]:
         if split not in self.hub_splits:
             raise DataError(
-                f"tabmwp: split {split!r} is not on the hub copy {self.hub_id} (it has only "
-                f"{sorted(self.hub_splits)}); pass source=<PromptPG's data/tabmwp folder> "
-                "(problems_<split>.json + tables/) or a folder in the canonical schema"
+                f"tabmwp: split {split!r} comes from PromptPG's release, the original data "
+                f"(the hub copy {self.hub_id} has only {sorted(self.hub_splits)}). Get it with "
+                f"`git clone --depth 1 {PROMPTPG_REPO}` and pass source=PromptPG/data/tabmwp "
+                "(recipe data.source, or R3V_DATA_TABMWP for the lmms-eval task r3v_tabmwp); "
+                "a folder in the canonical schema works too"
             )
         return super().load_hub(split, limit)
 
@@ -242,18 +232,26 @@ class TabMWP(Benchmark):
             raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
         if not isinstance(data, dict):
             raise DataError(f"{path}: expected an object mapping problem ids to problems")
+        report = self.new_report(str(path))
         problems: list[Problem] = []
         for pid, row in data.items():
-            where = f"{path}: problem {pid}"
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: a problem must be a JSON object")
-            image = folder / "tables" / f"{pid}.png"
-            if not image.is_file():
-                raise DataError(f"{where}: table image not found: {image}")
-            problems.append(self._problem(row, f"tabmwp-{pid}", str(image), where))
             if limit is not None and len(problems) >= limit:
                 break
+            problem = report.add(lambda: self._promptpg_problem(folder, path, pid, row))
+            if problem is not None:
+                problems.append(problem)
+        self.finish_load(report)
         return problems
+
+    def _promptpg_problem(self, folder: Path, path: Path, pid: str, row: Any) -> Problem:
+        where = f"{path}: problem {pid}"
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: a problem must be a JSON object")
+        image = folder / "tables" / f"{pid}.png"
+        if not image.is_file():
+            raise DataError(f"{where}: table image not found: {image}")
+        check_image_file(image, where)
+        return self._problem(row, f"tabmwp-{pid}", str(image), where)
 
     # -------------------------------------------------------------- prompting
     def question_text(self, problem: Problem) -> str:

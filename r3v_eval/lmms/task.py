@@ -39,6 +39,7 @@ from loguru import logger
 
 from r3v_eval import prompts
 from r3v_eval.benchmarks.base import DataError
+from r3v_eval.benchmarks.images import to_rgb
 from r3v_eval.lmms import docs as _docs
 
 DATA_ENV = "R3V_DATA_{}"
@@ -108,7 +109,7 @@ class R3VTask(ConfigurableMessagesTask):
         source = os.environ.get(env_name(DATA_ENV, bench.name)) or None
         split = os.environ.get(env_name(SPLIT_ENV, bench.name)) or bench.test_split
         where = f"local files {source}" if source else (
-            f"the hub ({bench.hub_id})" if bench.hub_id else "the built-in generator")
+            f"the hub ({bench.hub_id})" if bench.hub_id else "its default source")
         logger.info(f"[{task}] loading benchmark {bench.name!r} split {split!r} from {where}")
         try:
             problems = bench.load(split, source)
@@ -131,7 +132,7 @@ def doc_to_visual(doc: dict[str, Any]) -> list:
     image = doc.get("image")
     if image is None:
         return []
-    return [image.convert("RGB") if getattr(image, "mode", "RGB") != "RGB" else image]
+    return [to_rgb(image)]
 
 
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict | None = None) -> str:
