@@ -359,7 +359,9 @@ def test_train_dpo_with_images_from_an_sft_adapter(lora_run, tiny_qwen, tmp_path
     pairs = [{"prompt": f"How many blue balls? ({i})", "image": img if i != 1 else None,
               "chosen": f"Solution:\n1. Count.\n\nAnswer:\n{i}",
               "rejected": f"Solution:\n1. Guess wildly.\n\nAnswer:\n{i + 3}"} for i in range(4)]
-    result = train_dpo(tiny_qwen, pairs, tmp_path / "dpo", _fast(max_steps=1),
+    # no LR warm-up: the one step moves the adapter (a warm-up's first step has LR 0)
+    result = train_dpo(tiny_qwen, pairs, tmp_path / "dpo",
+                       _fast(max_steps=1, warmup_ratio=0.0, dpo_learning_rate=1e-3),
                        init_adapter=str(sft.adapter_dir), progress=False)
     m = result.metrics
     assert result.kind == "dpo" and m["global_step"] == 1
