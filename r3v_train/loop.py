@@ -43,6 +43,7 @@ from r3v_eval import strategies
 from r3v_eval.benchmarks import Benchmark, Problem, get_benchmark
 from r3v_eval.engines import load_engine
 from r3v_eval.engines.base import Sampling
+from r3v_eval.errors import R3VError
 from r3v_eval.provenance import installed_versions, write_atomic, write_jsonl
 from r3v_train.config import ConfigError, R3VConfig
 from r3v_train.pool import Sample, SamplePool, pool_stats
@@ -214,6 +215,10 @@ def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, 
     settings = dataclasses.replace(cfg.train, **overrides)
     d = run.iter_dir(t)
     rows = examples.shuffled(cfg.run.seed + t)
+    if not rows:
+        raise R3VError(f"iteration {t}: no training examples ({examples.summary()}); a model "
+                       "that solves nothing yet needs warm-up data (run.warmup with "
+                       "data.warmup_qa or data.teacher_rationales)")
     if run.rank == 0 and not (d / "examples.jsonl").exists():
         write_jsonl(d / "examples.jsonl", (e.to_dict() for e in rows))
     run.log(f"iteration {t}: training on {len(rows)} examples ({examples.summary()})")

@@ -18,3 +18,12 @@ def write_jsonl(path: Path, rows: Iterable[Any]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows),
                     encoding="utf-8")
     return path
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for ``accelerate launch --main_process_port``)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from r3v_eval import prompts
 from r3v_eval.benchmarks import get_benchmark
 from r3v_eval.lmms import tasks_dir
 from r3v_eval.lmms.docs import decode_samples
+from helpers import free_port
 
 VENV_BIN = Path(sys.executable).parent
 LIMIT = 4
@@ -133,12 +133,6 @@ def _env():
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _lmms(model: str, model_args: str, out: Path, *extra: str) -> list[str]:
     return [str(VENV_BIN / "lmms-eval"), "--model", model, "--model_args", model_args,
             "--tasks", "r3v_shapes", "--include_path", str(tasks_dir()), "--limit", str(LIMIT),
@@ -170,7 +164,7 @@ def runs(tiny_qwen, tiny_qwen25, tiny_llava, tiny_qwen3, tiny_gemma3, tmp_path_f
                               "--batch_size", "2", "--gen_kwargs", "max_new_tokens=99"),
         "select_2proc": [str(VENV_BIN / "accelerate"), "launch", "--multi_gpu",
                          "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-                         "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+                         "--dynamo_backend", "no", "--main_process_port", str(free_port()),
                          "-m", "lmms_eval",
                          *_lmms("r3v_select", select_args, root / "select_2proc",
                                 "--batch_size", "2")[1:]],

@@ -496,3 +496,42 @@ def test_kill_and_resume_loses_and_redoes_nothing(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [h["iteration"] for h in metrics["history"]] == [0, 1]
     assert metrics["history"][1]["train"]
+
+
+def test_two_processes_shard_the_pool_and_match_one_process(tmp_path):
+    """`accelerate launch --num_processes 2` on CPU: the ranks split the sampling (no sample
+    twice, none lost), rank 0 evaluates, training runs distributed; at a learning rate of 1e-12
+    the weights stay the base's (to ~1e-12), so every figure must equal a one-process run's."""
+    from helpers import free_port
+
+    sets = ["run.iterations=1", "train.learning_rate=1e-12", "train.max_steps=2",
+            "data.train_limit=10", "data.test_limit=4", "sampling.chunk_size=3", "eval.n=2"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false")
+    train = ["-m", "r3v_train.cli", "train", "--recipe", str(RECIPE)]
+    one, two = tmp_path / "one", tmp_path / "two"
+    accelerate = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu",
+                  "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                  "--dynamo_backend", "no", "--main_process_port", str(free_port())]
+    for cmd, out in (([sys.executable], one), (accelerate, two)):
+        res = subprocess.run([*cmd, *train, *(a for s in [*sets, f"run.out_dir={out}"]
+                                             for a in ("--set", s))],
+                             env=env, capture_output=True, text=True, timeout=900)
+        assert res.returncode == 0, res.stderr[-3000:]
+
+    def pool(out):
+        return [s for d in sorted((out / "pool").glob("rank*"))
+                for s in SamplePool(d).read_iteration(0)]
+
+    assert sorted(p.name for p in (two / "pool").glob("rank*")) == ["rank0", "rank1"]
+    both = pool(two)
+    keys = [(s.question_id, s.sample_index) for s in both]
+    assert len(keys) == len(set(keys)) == 10 * 3  # no duplicate, none lost
+    assert {q for q, _ in keys} == {s.question_id for s in pool(one)}
+    replies = {(s.question_id, s.sample_index): s.reply for s in pool(one)}
+    assert {k: s.reply for k, s in zip(keys, both)} == replies  # seeded per request
+    assert all(SamplePool(two / "pool" / r).read_iteration(0) for r in ("rank0", "rank1"))
+    m1, m2 = (json.loads((out / "metrics.json").read_text()) for out in (one, two))
+    assert m2["final"] == m1["final"] and m2["history"][1]["pool"] == m1["history"][1]["pool"]
+    trained = json.loads((two / "iter_1" / "model" / "train_metrics.json").read_text())
+    assert trained["world_size"] == 2
