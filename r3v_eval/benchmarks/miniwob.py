@@ -105,7 +105,7 @@ def _closing_paren(text: str, start: int) -> int | None:
                 continue
             if ch == closing and re.match(r"\s*\)", text[i + 1:]):
                 closing = None
-        elif ch in _QUOTES and not text[start:i].strip():
+        elif ch in _QUOTES and re.fullmatch(r"\s*(?:text\s*=\s*)?", text[start:i]):
             closing = _QUOTES[ch]
         elif ch == ")":
             return i
@@ -124,6 +124,8 @@ def _unquote(arg: str) -> str | None:
         if re.search(r"(?<!\\)" + re.escape(close), body):
             return None  # an unescaped closing quote inside: two arguments, or a broken one
         text = re.sub(r"\\(.)", r"\1", body)
+    elif "," in stripped or any(q in stripped for q in _QUOTES):
+        return None  # a bare argument with a comma or a quote: several arguments, or broken
     else:
         text = stripped
     return text or None
