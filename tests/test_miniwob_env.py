@@ -157,7 +157,8 @@ def test_r3v_score_online(data, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(x)["correct"] for x in proc.stdout.splitlines()] == [True, False, False]
     proc = subprocess.run(R3V + ["score", "--online", "--benchmark", "miniwob", "-"],
-                          input=json.dumps({"response": "x", "answer": "click(0.1, 0.1)"}) + "\n",
+                          input=json.dumps({"response": "Answer: click(0.1, 0.1)",
+                                           "answer": "click(0.1, 0.1)"}) + "\n",
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "online scoring needs meta" in proc.stderr
 
