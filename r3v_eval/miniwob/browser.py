@@ -109,8 +109,8 @@ def _element(raw: dict[str, Any]) -> Element:
                    width=num(raw["width"]), height=num(raw["height"]))
 
 
-# the pixels of the elements' client rectangles (clipped to the screenshot) where a click would
-# reach one of the elements (or an element inside one), as runs per row: [y, x0, x1) ...
+# the pixels around the elements' client rectangles (clipped to the screenshot) where a click
+# would reach one of the elements (or an element inside one), as runs per row: [y, x0, x1) ...
 _HIT_RUNS_JS = """
 var targets = arguments[0].map(function (ref) {
   var el = core.previousDOMInfo[ref];
@@ -124,8 +124,9 @@ function ours(el) {
 }
 targets.forEach(function (el) {
   Array.from(el.getClientRects()).forEach(function (r) {
-    for (var y = Math.max(Math.ceil(r.top), 0); y < Math.min(r.bottom, H); y++)
-      for (var x = Math.max(Math.ceil(r.left), 0); x < Math.min(r.right, W); x++)
+    // hit testing snaps boxes to whole pixels: look 2 px beyond the fractional rectangle
+    for (var y = Math.max(Math.floor(r.top) - 2, 0); y < Math.min(r.bottom + 2, H); y++)
+      for (var x = Math.max(Math.floor(r.left) - 2, 0); x < Math.min(r.right + 2, W); x++)
         if (!hit[y * W + x] && ours(document.elementFromPoint(x, y))) hit[y * W + x] = 1;
   });
 });
@@ -236,8 +237,9 @@ class TaskBrowser:
         return image.crop((0, 0, VIEWPORT[0] * self.scale, VIEWPORT[1] * self.scale))
 
     def hit_boxes(self, refs: list[int]) -> list[list[int]]:
-        """Where a click reaches the elements ``refs``: every integer CSS pixel of their client
-        rectangles inside the screenshot whose topmost element is one of them (or inside one),
+        """Where a click reaches the elements ``refs``: every integer CSS pixel in (or within 2 px
+        of) their client rectangles, inside the screenshot, whose hit-tested element is one of
+        them or inside one (hit testing snaps fractional boxes to whole pixels),
         as boxes [left, top, right, bottom) (exclusive right / bottom). Empty when hidden or
         outside the screenshot; valid until the next reset or step."""
         return runs_to_boxes(self.driver.execute_script(_HIT_RUNS_JS, list(refs), *VIEWPORT))
