@@ -25,8 +25,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     bench = get_benchmark(args.benchmark)
     if args.online:
+        from r3v_eval.errors import R3VError
+
         if bench.name != "miniwob":
-            raise ValueError(f"--online applies to miniwob only, not {bench.name}")
+            raise R3VError(f"--online applies to miniwob only, not {bench.name}")
         from r3v_eval.miniwob.replay import online_miniwob
 
         bench = online_miniwob()

@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from r3v_eval.benchmarks.miniwob import VIEWPORT
+from r3v_eval.errors import R3VError
 
 #: where Debian puts the browser (the real binary first: the /usr/bin wrapper prints noise)
 CHROME_CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
@@ -36,7 +37,7 @@ EPISODE_MAX_TIME_MS = 1e9  # below 2^31 ms, which setTimeout would treat as 0
 WARMUP_SEED = 0
 
 
-class BrowserUnavailable(RuntimeError):
+class BrowserUnavailable(R3VError):
     """The miniwob package or the browser is missing (the message says which, and how to fix)."""
 
 
@@ -175,9 +176,9 @@ class TaskBrowser:
 
         env_id = f"miniwob/{task}-v1"
         if env_id not in gym.registry:
-            raise ValueError(f"unknown MiniWoB task {task!r} (no environment {env_id})")
+            raise R3VError(f"unknown MiniWoB task {task!r} (no environment {env_id})")
         if int(scale) < 1:
-            raise ValueError(f"scale={scale}: must be an integer >= 1")
+            raise R3VError(f"scale={scale}: must be an integer >= 1")
         self.task = task
         self.scale = int(scale)
         self.env = gym.make(env_id)

@@ -28,15 +28,11 @@ def add_data_parser(data_sub: argparse._SubParsersAction) -> None:
 
 
 def run_data_command(args: argparse.Namespace) -> int:
-    from r3v_eval.miniwob.browser import BrowserUnavailable
     from r3v_eval.miniwob.generate import write_miniwob_dataset
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-    try:
-        config = write_miniwob_dataset(args.out, n_train=args.n_train, n_test=args.n_test,
-                                       seed=args.seed, tasks=tasks, scale=args.scale)
-    except BrowserUnavailable as exc:
-        raise ValueError(str(exc)) from None
+    config = write_miniwob_dataset(args.out, n_train=args.n_train, n_test=args.n_test,
+                                   seed=args.seed, tasks=tasks, scale=args.scale)
     print(f"wrote {config['splits']['train']['problems']} train / "
           f"{config['splits']['test']['problems']} test problems over {len(config['tasks'])} "
           f"tasks to {args.out} in {config['seconds']} s")

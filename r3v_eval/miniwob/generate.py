@@ -29,6 +29,7 @@ from typing import Any, Callable
 from PIL import Image
 
 from r3v_eval.benchmarks.miniwob import VIEWPORT, Click, Type, click_pixel
+from r3v_eval.errors import R3VError
 from r3v_eval.miniwob import gold
 from r3v_eval.miniwob.browser import TaskBrowser
 
@@ -212,10 +213,10 @@ def write_miniwob_dataset(out: str | Path, n_train: int, n_test: int, seed: int 
     tasks = list(tasks or DEFAULT_TASKS)
     unknown = [t for t in tasks if t not in gold.RULES]
     if unknown:
-        raise ValueError(f"no gold rule for MiniWoB task(s) {unknown}; known: "
+        raise R3VError(f"no gold rule for MiniWoB task(s) {unknown}; known: "
                          f"{', '.join(gold.RULES)}")
     if n_train < 0 or n_test < 0 or n_train + n_test == 0:
-        raise ValueError(f"n_train={n_train}, n_test={n_test}: need non-negative counts, not both 0")
+        raise R3VError(f"n_train={n_train}, n_test={n_test}: need non-negative counts, not both 0")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.time()
