@@ -2,6 +2,7 @@
 
     r3v score --benchmark NAME FILE.jsonl      re-score saved replies
     r3v data shapes --out DIR ...              write the synthetic benchmark
+    r3v data miniwob --out DIR ...             screenshots + gold actions from real MiniWoB++
     r3v tiny-model --arch qwen2_vl --out DIR   build a tiny random-weight VLM offline
     r3v demo                                   the embedded default (no network)
     r3v eval --model r3v_select --tasks ...    lmms-eval with the r3v tasks included
@@ -23,6 +24,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from r3v_eval.rescore import read_replies, rescore
 
     bench = get_benchmark(args.benchmark)
+    if args.online:
+        from r3v_eval.errors import R3VError
+
+        if bench.name != "miniwob":
+            raise R3VError(f"--online applies to miniwob only, not {bench.name}")
+        from r3v_eval.miniwob.replay import online_miniwob
+
+        bench = online_miniwob()
     try:
         if args.file == "-":
             replies = read_replies(sys.stdin, bench)
@@ -132,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="re-score saved replies (JSONL) for one benchmark")
     p.add_argument("--benchmark", required=True, help="benchmark name, e.g. chartqa")
     p.add_argument("file", help="JSONL file of {response, answer, choices?, unit?} ('-' = stdin)")
+    p.add_argument("--online", action="store_true",
+                   help="miniwob only: replay each action in the real environment (the line's "
+                        "meta as written by `r3v data miniwob`)")
     p.set_defaults(func=_cmd_score)
 
     p = sub.add_parser("data", help="write a locally generated data set")
@@ -149,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-objects", type=int, default=None)
     s.add_argument("--steps", default=None, help="allowed question step counts, e.g. 1,2")
     s.set_defaults(func=_cmd_data_shapes)
+    from r3v_eval.miniwob.cli import add_data_parser as add_miniwob_data_parser
+
+    add_miniwob_data_parser(data_sub)
 
     p = sub.add_parser("tiny-model", help="build a tiny random-weight VLM offline")
     from r3v_train.tiny import ARCHS  # import-light: no torch / transformers at module level

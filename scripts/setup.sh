@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up: a virtual environment in .venv with r3v and its test extra installed, at
+# Idempotent set-up: a virtual environment in .venv with r3v and its test and miniwob extras, at
 # the tested versions of every dependency (constraints.txt), then `r3v doctor` checks that the
 # plain `lmms-eval` command runs. The first run downloads PyTorch and lmms-eval's dependencies
 # (several GB; ~10 minutes); later runs are quick.
@@ -19,10 +19,10 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 if [ -n "$CONSTRAINTS" ]; then
   [ -f "$CONSTRAINTS" ] || { echo "setup: constraints file not found: $CONSTRAINTS" >&2; exit 2; }
-  "$VENV/bin/python" -m pip install -q -c "$CONSTRAINTS" -e ".[test]"
+  "$VENV/bin/python" -m pip install -q -c "$CONSTRAINTS" -e ".[test,miniwob]"
 else
   echo "setup: R3V_CONSTRAINTS is empty: installing the newest allowed releases (untested set)" >&2
-  "$VENV/bin/python" -m pip install -q --upgrade --upgrade-strategy eager -e ".[test]"
+  "$VENV/bin/python" -m pip install -q --upgrade --upgrade-strategy eager -e ".[test,miniwob]"
 fi
 # fail loudly, with the reason, when the plain `lmms-eval` command cannot run
 "$VENV/bin/r3v" doctor

@@ -10,4 +10,5 @@ from r3v_eval.lmms.task import (  # noqa: F401
     doc_to_text,
     doc_to_visual,
     process_results,
+    process_results_miniwob_online,
 )

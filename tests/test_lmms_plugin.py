@@ -28,8 +28,9 @@ from r3v_eval.lmms.docs import (
 from r3v_eval.lmms.run import split_include_paths
 
 VENV_BIN = Path(sys.executable).parent
-TASK_NAMES = sorted(f"r3v_{b}" for b in ("chartqa", "tabmwp", "clevr_math", "miniwob", "geoqa", "geoqa_zh",
-                                         "m3cot", "mmmu", "mathvista", "shapes"))
+TASK_NAMES = sorted([*(f"r3v_{b}" for b in ("chartqa", "tabmwp", "clevr_math", "miniwob", "geoqa",
+                                             "geoqa_zh", "m3cot", "mmmu", "mathvista", "shapes")),
+                     "r3v_miniwob_online"])
 
 
 # ------------------------------------------------------------------ registration

@@ -145,15 +145,17 @@ def benchmark_of(name: str) -> Benchmark:
     return _BENCHES[name]
 
 
-def score_doc(doc: dict[str, Any], results: Sequence[Any]) -> dict[str, float]:
+def score_doc(doc: dict[str, Any], results: Sequence[Any],
+              bench: Benchmark | None = None) -> dict[str, float]:
     """lmms-eval ``process_results``: metrics of one document from its model output.
 
     ``results`` holds one element: a plain reply (``r3v_cot`` or any other lmms-eval model)
     -> ``accuracy``; an :func:`encode_samples` payload -> ``accuracy`` (the strategy's final
     answer) plus ``majority_at_n`` and ``pass_at_n`` over the same N candidates, and
-    ``select_at_n`` for the select strategy."""
+    ``select_at_n`` for the select strategy. ``bench`` overrides the document's benchmark
+    (the online MiniWob scorer)."""
     problem = doc_to_problem(doc)
-    bench = benchmark_of(problem.benchmark)
+    bench = bench or benchmark_of(problem.benchmark)
     output = results[0] if results else ""
     if isinstance(output, list):  # a model that returned several strings: score the first
         output = output[0] if output else ""

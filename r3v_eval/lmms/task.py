@@ -150,3 +150,10 @@ def doc_to_target(doc: dict[str, Any]) -> str:
 
 def process_results(doc: dict[str, Any], results: list) -> dict[str, float]:
     return _docs.score_doc(doc, results)
+
+
+def process_results_miniwob_online(doc: dict[str, Any], results: list) -> dict[str, float]:
+    """``r3v_miniwob_online``: every action replayed in the real MiniWoB++ environment."""
+    from r3v_eval.miniwob.replay import online_miniwob
+
+    return _docs.score_doc(doc, results, bench=online_miniwob())
