@@ -117,6 +117,7 @@ class Cell:
     date: str = ""
     note: str | None = None  # e.g. "2 of 500 documents (--limit)"
     own: str | None = None  # which metric "accuracy" is: "greedy", "select@3", ...
+    compute: dict[str, int] | None = None  # r3v runs: what training spent (COMPUTE_COLUMNS)
 
 
 @dataclass
@@ -307,6 +308,8 @@ def read_run(folder: Path) -> tuple[str, str, Cell]:
         method = str(data.get("name") or data.get("method") or folder.name)
         bench = bench_name(str(data.get("benchmark") or "?"))
         cell = _run_cell(data["final"], metrics_file)
+        if isinstance(data.get("compute"), dict):
+            cell.compute = data["compute"]
         if not cell.metrics:
             raise LeaderboardError(f"r3v run {folder}: metrics.json has no final metrics "
                                    "(did the run evaluate anything?)")
@@ -597,6 +600,7 @@ class Leaderboard:
         ref = reference_markdown(self.reference)
         if ref:
             parts += [ref, ""]
+        parts += compute_markdown(self.rows)
         row_notes = [f"{r.label}: {n}" for r in self.rows for n in r.notes]
         if self.notes or row_notes:
             parts += ["## Notes", ""] + [f"- {n}" for n in row_notes + self.notes] + [""]
@@ -661,6 +665,25 @@ class Leaderboard:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         return path
+
+
+#: r3v runs' training cost (metrics.json "compute", written by r3v_train/compute.py)
+COMPUTE_COLUMNS = {"generated_samples": "generated samples", "generated_tokens": "generated tokens",
+                   "optimizer_steps": "optimizer steps"}
+
+
+def compute_markdown(rows: Sequence[Row]) -> list[str]:
+    """A "Training compute" section (one line per run row and benchmark), or nothing."""
+    lines = [f"| {r.label} | {bench} | " + " | ".join(
+        f"{c.compute[k]:,}" if isinstance(c.compute.get(k), int) else DASH for k in COMPUTE_COLUMNS)
+        + " |" for r in rows for bench, c in sorted(r.cells.items()) if c.compute]
+    if not lines:
+        return []
+    return ["## Training compute", "",
+            "Replies generated for training (offline pool or on-policy groups), their tokens, and "
+            "optimizer steps over all training stages, the warm-up included; evaluation not counted.",
+            "", "| method | benchmark | " + " | ".join(COMPUTE_COLUMNS.values()) + " |",
+            "|:--|:--|" + "--:|" * len(COMPUTE_COLUMNS), *lines, ""]
 
 
 def reference_markdown(reference: str) -> str:

@@ -2,8 +2,9 @@
 before any model loads. A wrong key or value is an error naming the dotted key.
 
 Groups (the YAML's top-level keys): ``model``, ``data``, ``sampling``, ``reflect``, ``train``,
-``eval``, ``run``. ``reflect`` is :class:`r3v_train.reflect.ReflectConfig`; ``train`` is
-:class:`r3v_train.trainer.TrainSettings`; the rest are defined here.
+``eval``, ``run``, ``grpo``. ``reflect`` is :class:`r3v_train.reflect.ReflectConfig`; ``train`` is
+:class:`r3v_train.trainer.TrainSettings`; ``grpo`` (read by ``run.method: grpo`` only) is
+:class:`r3v_train.grpo.GRPOSettings`; the rest are defined here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import yaml
 from r3v_eval.errors import R3VError
 from r3v_eval.prompts import PROMPT_STYLES
 
-METHODS = ("r3v", "star", "star_dpo", "distill", "r3v_no_refine", "r3v_no_select", "control")
+METHODS = ("r3v", "star", "star_dpo", "distill", "r3v_no_refine", "r3v_no_select", "control",
+           "grpo")
 STARTS = ("base", "warmup", "previous")
 
 
@@ -222,11 +224,13 @@ class RunConfig:
 
 
 def _section_types() -> dict[str, type]:
+    from r3v_train.grpo import GRPOSettings
     from r3v_train.reflect import ReflectConfig
     from r3v_train.trainer import TrainSettings
 
     return {"model": ModelConfig, "data": DataConfig, "sampling": SamplingConfig,
-            "reflect": ReflectConfig, "train": TrainSettings, "eval": EvalConfig, "run": RunConfig}
+            "reflect": ReflectConfig, "train": TrainSettings, "eval": EvalConfig, "run": RunConfig,
+            "grpo": GRPOSettings}
 
 
 @dataclass
@@ -238,9 +242,12 @@ class R3VConfig:
     train: Any
     eval: EvalConfig
     run: RunConfig
+    grpo: Any
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in _section_types()}
+        # the grpo section only where it is read (earlier run folders then still match)
+        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in _section_types()
+                if name != "grpo" or self.run.method == "grpo"}
 
 
 def _plain(value: Any) -> Any:

@@ -25,6 +25,7 @@ Run directory layout::
     pool/rank<r>/iter_<t>.jsonl              samples drawn by the checkpoint of iteration t
     iter_<t>/examples.jsonl                  the training set of iteration t (for audit)
     iter_<t>/model/                          adapter (or full model) + train_metrics.json
+                                             (run.method=grpo: iter_1/model is the GRPO stage)
     iter_<t>/eval.json  iter_<t>/eval_outcomes.jsonl
 """
 
@@ -45,7 +46,9 @@ from r3v_eval.engines import load_engine
 from r3v_eval.engines.base import Sampling
 from r3v_eval.errors import R3VError
 from r3v_eval.provenance import installed_versions, write_atomic, write_jsonl
+from r3v_train.compute import run_compute
 from r3v_train.config import ConfigError, R3VConfig
+from r3v_train.grpo import grpo_stage
 from r3v_train.pool import Sample, SamplePool, pool_stats
 from r3v_train.reflect import (
     BuildResult,
@@ -265,6 +268,17 @@ def dpo_stage(run: RunDir, t: int, pairs: BuildResult, problems: dict[str, Probl
     return str(d / "dpo_model"), _train_summary(result)
 
 
+def compute_stage(run: RunDir, history: Sequence[dict[str, Any]], last_sampled: int) -> dict[str, int]:
+    """Generated samples / tokens and optimizer steps of the whole run (r3v_train/compute.py)."""
+    replies = [s.reply for s in all_samples(run, up_to_iteration=last_sampled)]
+    tokenizer = None
+    if replies:
+        from r3v_eval.engines.hf import load_processor
+
+        tokenizer = load_processor(run.cfg.model.pretrained).tokenizer
+    return run_compute(history, replies, tokenizer)
+
+
 def _train_summary(result: Any) -> dict[str, Any]:
     """The scalar training figures of a :class:`~r3v_train.trainer.TrainResult`."""
     metrics = getattr(result, "metrics", None) or {}
@@ -428,8 +442,8 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
                                min_pixels=cfg.model.min_pixels, batch_size=batch_size)
         return make
 
-    iterations = 0 if method in ("distill", "control") else cfg.run.iterations
-    final_t = 1 if method == "control" else iterations  # the iteration always evaluated
+    iterations = 0 if method in ("distill", "control", "grpo") else cfg.run.iterations
+    final_t = 1 if method in ("control", "grpo") else iterations  # the iteration always evaluated
 
     def evaluate_if_due(t: int, checkpoint: str | None) -> dict[str, float] | None:
         last = t == final_t
@@ -467,6 +481,10 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         metrics = evaluate_if_due(1, checkpoint)
         history.append({"iteration": 1, "metrics": metrics, "examples": warm.counts,
                         "train": train_info, "control_steps": steps})
+    if method == "grpo":  # on-policy RL from the warm-up (or the base): r3v_train/grpo.py
+        checkpoint, result = grpo_stage(run_dir, 1, bench, train, checkpoint)
+        metrics = evaluate_if_due(1, checkpoint)
+        history.append({"iteration": 1, "metrics": metrics, "train": _train_summary(result)})
     rcfg = reflect_config(cfg)
     for t in range(1, iterations + 1):
         pool_stats = sample_stage(run_dir, bench, train, t - 1,
@@ -486,7 +504,9 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
                         "examples": data.counts, "train": train_info})
     summary = {"name": cfg.run.name or method, "method": method, "benchmark": bench.name,
                "n_train": len(train), "n_test": len(test),
-               "final": history[-1]["metrics"] if history else {}, "history": history}
+               "final": history[-1]["metrics"] if history else {},
+               "compute": compute_stage(run_dir, history, last_sampled=iterations - 1),
+               "history": history}
     if run_dir.rank == 0:
         write_atomic(run_dir.path / "metrics.json", json.dumps(summary, indent=2))
     run_dir.log(f"done: {json.dumps(summary['final'])}")

@@ -490,10 +490,12 @@ class _R3VTrainerMixin:
 def _trainer_classes():
     from trl import DPOTrainer, SFTTrainer
 
-    class R3VSFTTrainer(_R3VTrainerMixin, SFTTrainer):
+    from r3v_train.resume import FullCheckpointResume  # full-model resume that restores weights
+
+    class R3VSFTTrainer(_R3VTrainerMixin, FullCheckpointResume, SFTTrainer):
         pass
 
-    class R3VDPOTrainer(_R3VTrainerMixin, DPOTrainer):
+    class R3VDPOTrainer(_R3VTrainerMixin, FullCheckpointResume, DPOTrainer):
         pass
 
     return R3VSFTTrainer, R3VDPOTrainer

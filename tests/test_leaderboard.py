@@ -231,6 +231,23 @@ def test_runs_merge_by_method_and_split_on_clash(tmp_path):
     assert main["chartqa_r3v_seed1"] == ["45.0", DASH, "45.0*"]
 
 
+def test_runs_show_their_training_compute(tmp_path):
+    """metrics.json "compute" (r3v_train/compute.py) becomes a Training compute table."""
+    runs = tmp_path / "runs"
+    r3v = run_folder(runs, "r3v", "r3v", "shapes", {"greedy": 0.3})
+    grpo = run_folder(runs, "grpo", "grpo", "shapes", {"greedy": 0.2})
+    for d, figures in ((r3v, (1800, 61234, 90)), (grpo, (6400, 210000, 200))):
+        data = json.loads((d / "metrics.json").read_text())
+        data["compute"] = dict(zip(("generated_samples", "generated_tokens", "optimizer_steps"), figures))
+        (d / "metrics.json").write_text(json.dumps(data))
+    rows = table_lines(build_leaderboard([runs]).markdown(), "Training compute")
+    assert rows["method"] == ["benchmark", "generated samples", "generated tokens", "optimizer steps"]
+    assert rows["r3v"] == ["shapes", "1,800", "61,234", "90"]
+    assert rows["grpo"] == ["shapes", "6,400", "210,000", "200"]
+    assert "Training compute" not in build_leaderboard([run_folder(tmp_path, "old", "star", "shapes",
+                                                                   {"greedy": 0.1})]).markdown()
+
+
 def test_run_given_as_metrics_file_and_unfinished_run(tmp_path):
     d = run_folder(tmp_path, "done", "star_dpo", "tabmwp", {"greedy": 0.25})
     live = tmp_path / "live"

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from r3v_train import loop
 from r3v_train.config import ConfigError, load_recipe
+from helpers import wait_for
 from r3v_train.pool import SamplePool
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "shapes.yaml"
@@ -106,6 +106,11 @@ def test_r3v_builds_every_kind_and_writes_the_run_files(tmp_path, base_model, sc
     sources = {s[0] for e in ex2 if e["kind"] == "sft" for s in e["sources"]}
     assert sources <= {0, 1} and 1 in sources
     assert json.loads((run_dir / "iter_1" / "model" / "train_metrics.json").read_text())
+    # compute: the pool's 2 x 12 x 3 replies and every stage's optimizer steps (warm-up included)
+    steps = [json.loads((run_dir / f"iter_{t}" / "model" / "train_metrics.json").read_text())[
+        "global_step"] for t in (0, 1, 2)]
+    assert metrics["compute"]["generated_samples"] == 72 and metrics["compute"]["optimizer_steps"] == sum(steps)
+    assert metrics["compute"]["generated_tokens"] > 72 * 10
 
 
 def test_eval_settings_are_read(tmp_path, base_model, scripted, monkeypatch):
@@ -194,18 +199,22 @@ def test_control_reference_without_a_trained_iteration_is_a_clear_error(tmp_path
 
 def unread_recipe_keys(sources: dict[str, str]) -> list[str]:
     """Recipe keys no code reads. The loop's own sections must be read as ``.<section>.<key>``
-    (``cfg.eval.batch_size``); ``train`` and ``reflect`` are handed whole to trainer.py and
-    reflect.py, which must read ``.<key>`` themselves."""
+    (``cfg.eval.batch_size``); ``train``, ``reflect`` and ``grpo`` are handed whole to
+    trainer.py, reflect.py and grpo.py, which must read ``.<key>`` themselves; a ``grpo`` key
+    marked ``trl`` is read by passing it to TRL under its own name (``trl_kwargs()``, checked
+    by tests/test_grpo.py)."""
     import dataclasses
     import re as regex
 
     from r3v_train.config import _section_types
 
-    owners = {"train": "trainer.py", "reflect": "reflect.py"}
+    owners = {"train": "trainer.py", "reflect": "reflect.py", "grpo": "grpo.py"}
     everything = "\n".join(text for name, text in sources.items() if name != "config.py")
     unread = []
     for section, cls in _section_types().items():
         for f in dataclasses.fields(cls):
+            if f.metadata.get("trl") and "trl_kwargs()" in sources[owners[section]]:
+                continue
             if section in owners:
                 found = regex.search(rf"\.{f.name}\b", sources[owners[section]])
             else:
@@ -445,17 +454,6 @@ def test_todays_backbones_have_a_recipe_per_benchmark(backbone, hub, max_pixels)
         assert (cfg.train.learning_rate, cfg.train.lora_r, cfg.sampling.n) == (3e-5, 64, 3)
 
 
-def _wait_for(predicate, proc, timeout=240):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
 def test_kill_and_resume_loses_and_redoes_nothing(tmp_path):
     """Kill a real `r3v train` mid-sampling and again mid-training; the same command finishes."""
     out = tmp_path / "run"
@@ -468,7 +466,7 @@ def test_kill_and_resume_loses_and_redoes_nothing(tmp_path):
 
     # 1) kill during sampling, once at least one chunk is in the pool
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert _wait_for(lambda: log.exists() and "sampled 4/" in log.read_text(), proc)
+    assert wait_for(lambda: log.exists() and "sampled 4/" in log.read_text(), proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     pool = SamplePool(out / "pool" / "rank0")
@@ -478,7 +476,7 @@ def test_kill_and_resume_loses_and_redoes_nothing(tmp_path):
     # 2) resume; kill during training of iteration 1, once a checkpoint exists
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt_dir = out / "iter_1" / "model"
-    assert _wait_for(lambda: ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*")), proc)
+    assert wait_for(lambda: ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*")), proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (ckpt_dir / "DONE").exists()

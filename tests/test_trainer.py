@@ -314,6 +314,29 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_qwen, tmp_path):
     assert (out / "DONE").is_file() and not list(out.glob("checkpoint-*"))
 
 
+def test_full_finetuning_resumes_with_the_checkpoints_weights(tiny_qwen, tmp_path):
+    """transformers alone restores no weight of a full VLM checkpoint (its keys are saved in
+    another layout); r3v_train.resume loads them, so a resumed run ends as an uninterrupted one."""
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 2:
+                raise RuntimeError("simulated crash")
+
+    examples = _examples(tmp_path)
+    s = _fast(method="full", max_steps=4, per_device_batch_size=2, learning_rate=1e-3,
+              lr_scheduler="constant", save_strategy="steps", save_steps=2, save_total_limit=3)
+    whole = train_sft(tiny_qwen, examples, tmp_path / "whole", s, progress=False)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False, callbacks=[Crash()])
+    resumed = train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False)
+    assert resumed.metrics["resumed_from"].endswith("checkpoint-2")
+    a, b = (load_file(str(r.out_dir / "model.safetensors")) for r in (whole, resumed))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 # --------------------------------------------------------------------------- full FT
 def test_full_finetuning_leaves_the_vision_tower_unchanged(tiny_qwen, tmp_path):
     from transformers import AutoModelForImageTextToText
