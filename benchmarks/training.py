@@ -212,7 +212,7 @@ def run_one(variant: str, work: Path, args) -> dict:
             step_ends.append(time.perf_counter())
 
     settings = TrainSettings(
-        max_steps=args.steps, per_device_batch_size=args.batch_size,
+        max_steps=args.steps, per_device_train_batch_size=args.batch_size,
         group_by_length=(variant == "grouped"), seed=args.seed, save_strategy="no",
         logging_steps=max(1, args.steps), report_to="none",
         gradient_checkpointing=not args.no_gradient_checkpointing,
@@ -225,7 +225,7 @@ def run_one(variant: str, work: Path, args) -> dict:
     examples = m["global_step"] * m["global_batch_size"]
     shares = [(t - r) / t for r, t in per_batch if t]
     # steady state: everything after the first optimizer step (first-call overheads left out)
-    accum = m["gradient_accumulation"]
+    accum = m["gradient_accumulation_steps"]
     steady = None
     if len(step_ends) >= 2 and len(per_batch) == len(step_ends) * accum:
         steady = sum(r for r, _ in per_batch[accum:]) / (step_ends[-1] - step_ends[0])

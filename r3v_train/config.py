@@ -175,7 +175,7 @@ class RunConfig:
     iterations: int = field(default=4, metadata={"help": "self-training iterations after the warm-up"})
     warmup: bool = field(default=True, metadata={"help": "iteration 0 trains QA pairs + teacher rationales"})
     warmup_epochs: float | None = field(default=None, metadata={
-        "help": "passes over the warm-up data in iteration 0; None = train.epochs"})
+        "help": "passes over the warm-up data in iteration 0; None = train.num_train_epochs"})
     start: str = field(default="base", metadata={
         "help": "where each self-training iteration's training starts: base (fresh from the "
                 "original model, the paper), warmup (from the iteration-0 checkpoint) or "

@@ -210,7 +210,7 @@ def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, 
                 init: str | None, **overrides: Any) -> tuple[str, dict[str, Any]]:
     """Train iteration ``t``; ``init`` continues from an earlier iteration's checkpoint (an
     adapter for LoRA, a whole model folder for full fine-tuning), None starts from the base;
-    ``overrides`` replace recipe ``train`` settings (``epochs`` of the warm-up, ``max_steps``
+    ``overrides`` replace recipe ``train`` settings (``num_train_epochs`` of the warm-up, ``max_steps``
     of the matched-compute control)."""
     from r3v_train.trainer import train_sft
 
@@ -467,8 +467,9 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
             history.append({"iteration": 0, "metrics": warmup_metrics(shared),
                             "examples": warm.counts, "shared_from": str(shared)})
         else:
-            epochs = cfg.run.warmup_epochs or cfg.train.epochs
-            checkpoint, train_info = train_stage(run_dir, 0, warm, problems, None, epochs=epochs)
+            epochs = cfg.run.warmup_epochs or cfg.train.num_train_epochs
+            checkpoint, train_info = train_stage(run_dir, 0, warm, problems, None,
+                                                 num_train_epochs=epochs)
             metrics = evaluate_if_due(0, checkpoint)
             history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
                             "train": train_info})

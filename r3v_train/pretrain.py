@@ -29,6 +29,7 @@ def pretrain_perception(init_model: str | Path, out_dir: str | Path, bench: Benc
                           "questions to pre-train on (the synthetic shapes benchmark has)")
     rows = make(n_examples, seed)
     settings = dataclasses.replace(settings, method="full", freeze_vision=False,
-                                   learning_rate=learning_rate, epochs=epochs, max_steps=-1)
+                                   learning_rate=learning_rate, num_train_epochs=epochs,
+                                   max_steps=-1)
     train_sft(str(init_model), rows, out_dir, settings, progress=progress)
     return Path(out_dir)

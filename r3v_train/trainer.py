@@ -112,21 +112,21 @@ class TrainSettings:
 
     # > Parameters that control the optimization
     learning_rate: float = _f(3e-5, "peak learning rate of SFT (AdamW)", "optimization")
-    lr_scheduler: str = _f("constant_with_warmup",
+    lr_scheduler_type: str = _f("constant_with_warmup",
                            "constant_with_warmup | constant | linear | cosine", "optimization")
     warmup_ratio: float = _f(0.1, "share of the training steps used for a linear warm-up "
                              "(0.1 Qwen-VL, 0.03 LLaVA in the official code)", "optimization")
     weight_decay: float = _f(0.0, "AdamW weight decay", "optimization")
     max_grad_norm: float = _f(1.0, "gradient clipping norm", "optimization")
-    epochs: float = _f(3.0, "passes over the training examples", "optimization")
+    num_train_epochs: float = _f(3.0, "passes over the training examples", "optimization")
     max_steps: int = _f(-1, "stop after this many optimizer steps; -1 = train by epochs",
                         "optimization")
-    per_device_batch_size: int = _f(8, "examples per device per forward pass", "optimization")
-    gradient_accumulation: int = _f(1, "micro-batches per optimizer step (ignored when "
+    per_device_train_batch_size: int = _f(8, "examples per device per forward pass", "optimization")
+    gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer step (ignored when "
                                     "global_batch_size is set)", "optimization")
     global_batch_size: int | None = _f(
         None, "examples per optimizer step over all devices (the paper: 64); when set, gradient "
-        "accumulation = global / (per_device_batch_size x processes), which must divide evenly",
+        "accumulation = global / (per_device_train_batch_size x processes), which must divide evenly",
         "optimization")
     seed: int = _f(0, "seed of LoRA init, data order and dropout", "optimization")
 
@@ -171,20 +171,27 @@ class TrainSettings:
                         "logging", False)
     dataloader_num_workers: int = _f(0, "data-loader worker processes", "logging", False)
 
+    # > Anything else TRL's SFTConfig / DPOConfig take, under their own names
+    trl_args: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "more SFTConfig / DPOConfig arguments passed through as they are (e.g. "
+                "{adam_beta2: 0.95, torch_compile: true}); one only DPOConfig takes (e.g. "
+                "label_smoothing) applies to DPO only; a name r3v sets itself from the keys above is refused",
+        "group": "trl", "fingerprint": True})
+
     def __post_init__(self) -> None:
         def bad(key: str, why: str) -> ValueError:
             return ValueError(f"{key}: {why}")
 
         if self.method not in _METHODS:
             raise bad("method", f"{self.method!r} is not one of {', '.join(_METHODS)}")
-        if self.lr_scheduler not in _SCHEDULERS:
-            raise bad("lr_scheduler", f"{self.lr_scheduler!r} is not one of {', '.join(_SCHEDULERS)}")
+        if self.lr_scheduler_type not in _SCHEDULERS:
+            raise bad("lr_scheduler_type", f"{self.lr_scheduler_type!r} is not one of {', '.join(_SCHEDULERS)}")
         if self.save_strategy not in _SAVE_STRATEGIES:
             raise bad("save_strategy",
                       f"{self.save_strategy!r} is not one of {', '.join(_SAVE_STRATEGIES)}")
         if self.model_dtype not in _DTYPES:
             raise bad("model_dtype", f"{self.model_dtype!r} is not one of {', '.join(_DTYPES)}")
-        for key in ("lora_r", "lora_alpha", "per_device_batch_size", "gradient_accumulation",
+        for key in ("lora_r", "lora_alpha", "per_device_train_batch_size", "gradient_accumulation_steps",
                     "logging_steps", "save_steps", "save_total_limit"):
             if getattr(self, key) < 1:
                 raise bad(key, f"must be >= 1, got {getattr(self, key)}")
@@ -200,8 +207,8 @@ class TrainSettings:
                       "must be positive")
         if self.max_steps == 0 or self.max_steps < -1:
             raise bad("max_steps", f"must be -1 (train by epochs) or >= 1, got {self.max_steps}")
-        if self.max_steps == -1 and not self.epochs > 0:
-            raise bad("epochs", f"must be > 0, got {self.epochs}")
+        if self.max_steps == -1 and not self.num_train_epochs > 0:
+            raise bad("num_train_epochs", f"must be > 0, got {self.num_train_epochs}")
         for key in ("global_batch_size", "max_length", "max_pixels", "min_pixels"):
             v = getattr(self, key)
             if v is not None and v < 1:
@@ -212,6 +219,8 @@ class TrainSettings:
             re.compile(self.lora_target_modules)
         except re.error as exc:
             raise bad("lora_target_modules", f"not a valid regex ({exc})") from None
+        if self.trl_args:
+            check_trl_args(self.trl_args)
 
     # ----------------------------------------------------------- derived values
     def use_bf16(self) -> bool:
@@ -228,12 +237,12 @@ class TrainSettings:
     def accumulation_steps(self, world_size: int) -> int:
         """Gradient accumulation for ``world_size`` processes."""
         if self.global_batch_size is None:
-            return self.gradient_accumulation
-        per_step = self.per_device_batch_size * max(1, world_size)
+            return self.gradient_accumulation_steps
+        per_step = self.per_device_train_batch_size * max(1, world_size)
         if self.global_batch_size % per_step:
             raise ValueError(
                 f"global_batch_size: {self.global_batch_size} is not a multiple of "
-                f"per_device_batch_size x processes = {self.per_device_batch_size} x "
+                f"per_device_train_batch_size x processes = {self.per_device_train_batch_size} x "
                 f"{max(1, world_size)}")
         return self.global_batch_size // per_step
 
@@ -593,20 +602,47 @@ def _peft_config(settings: TrainSettings):
                       bias="none", task_type="CAUSAL_LM")
 
 
+#: TRL arguments r3v sets itself (from TrainSettings or by design): not in ``trl_args``
+_OWN_TRL_ARGS = ("output_dir", "per_device_train_batch_size", "lr_scheduler_type", "warmup_steps",
+                 "warmup_ratio", "weight_decay", "max_grad_norm", "num_train_epochs", "max_steps",
+                 "seed", "bf16", "fp16", "use_cpu", "logging_steps", "save_strategy", "save_steps",
+                 "save_total_limit", "report_to", "dataloader_num_workers", "disable_tqdm",
+                 "max_length", "gradient_checkpointing", "activation_checkpointing",
+                 "learning_rate", "beta", "gradient_accumulation_steps", "packing", "padding_free",
+                 "completion_only_loss", "precompute_ref_log_probs")
+
+
+def check_trl_args(trl_args: dict[str, Any]) -> None:
+    """Every ``trl_args`` key must be an SFTConfig or DPOConfig argument r3v does not set."""
+    from trl import DPOConfig, SFTConfig
+
+    known = {f.name for cls in (SFTConfig, DPOConfig) for f in dataclasses.fields(cls) if f.init}
+    for key in trl_args:
+        if key in _OWN_TRL_ARGS:
+            raise ValueError(f"trl_args.{key}: set by r3v from the train section (or fixed by "
+                             "design); use the train key of that name instead")
+        if key not in known:
+            raise ValueError(f"trl_args.{key}: not an SFTConfig / DPOConfig argument of the "
+                             "installed TRL")
+
+
 def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
     import torch
     from trl import DPOConfig, SFTConfig
 
     cuda = torch.cuda.is_available()
-    common: dict[str, Any] = {
+    config_cls = SFTConfig if kind == "sft" else DPOConfig
+    names = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    extra = {k: v for k, v in settings.trl_args.items() if k in names}
+    common: dict[str, Any] = {**extra,
         "output_dir": str(out),
-        "per_device_train_batch_size": settings.per_device_batch_size,
-        "lr_scheduler_type": settings.lr_scheduler,
+        "per_device_train_batch_size": settings.per_device_train_batch_size,
+        "lr_scheduler_type": settings.lr_scheduler_type,
         # a float in [0, 1) is a ratio of the total steps in transformers 5
         "warmup_steps": float(settings.warmup_ratio),
         "weight_decay": settings.weight_decay,
         "max_grad_norm": settings.max_grad_norm,
-        "num_train_epochs": settings.epochs,
+        "num_train_epochs": settings.num_train_epochs,
         "max_steps": settings.max_steps,
         "seed": settings.seed,
         "bf16": settings.use_bf16(),
@@ -622,7 +658,6 @@ def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
         "max_length": None,  # never truncate: over-budget examples are dropped up front
     }
     # transformers >= 5.2x renamed gradient_checkpointing (a deprecated alias now)
-    names = {f.name for f in dataclasses.fields(SFTConfig)}
     ckpt_key = ("activation_checkpointing" if "activation_checkpointing" in names
                 else "gradient_checkpointing")
     common[ckpt_key] = settings.gradient_checkpointing
@@ -756,8 +791,8 @@ def _finish(trainer, ctx, output, runtime: float) -> TrainResult:
         "tokens_per_s": real / runtime if runtime > 0 else None,
         "samples_per_s": output.metrics.get("train_samples_per_second"),
         "world_size": trainer.args.world_size,
-        "per_device_batch_size": trainer.args.per_device_train_batch_size,
-        "gradient_accumulation": trainer.args.gradient_accumulation_steps,
+        "per_device_train_batch_size": trainer.args.per_device_train_batch_size,
+        "gradient_accumulation_steps": trainer.args.gradient_accumulation_steps,
         "global_batch_size": (trainer.args.per_device_train_batch_size
                               * trainer.args.gradient_accumulation_steps
                               * trainer.args.world_size),

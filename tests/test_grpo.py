@@ -121,8 +121,8 @@ def warm_model(tiny_qwen, tmp_path_factory):
              "image": p} for p in bench.load("train", limit=16)]
     out = tmp_path_factory.mktemp("warm") / "model"
     train_sft(str(tiny_qwen), rows, out, TrainSettings(
-        method="full", learning_rate=3e-3, lr_scheduler="constant", max_steps=40,
-        per_device_batch_size=8, gradient_checkpointing=False, save_strategy="no"), progress=False)
+        method="full", learning_rate=3e-3, lr_scheduler_type="constant", max_steps=40,
+        per_device_train_batch_size=8, gradient_checkpointing=False, save_strategy="no"), progress=False)
     return out
 
 

@@ -29,7 +29,7 @@ Rec = namedtuple("Rec", "prompt completion image")  # records may be objects, no
 
 
 def _fast(**kw) -> TrainSettings:
-    base = {"per_device_batch_size": 4, "gradient_checkpointing": False, "logging_steps": 1,
+    base = {"per_device_train_batch_size": 4, "gradient_checkpointing": False, "logging_steps": 1,
             "lora_r": 8, "lora_alpha": 16, "save_strategy": "no", "max_steps": 2}
     base.update(kw)
     return TrainSettings(**base)
@@ -61,19 +61,19 @@ def _field(rec, name):
 def test_settings_defaults_follow_the_paper_and_validate():
     s = TrainSettings()
     assert (s.method, s.lora_r, s.lora_alpha, s.lora_dropout) == ("lora", 64, 16, 0.05)
-    assert (s.learning_rate, s.lr_scheduler, s.warmup_ratio, s.epochs) == (
+    assert (s.learning_rate, s.lr_scheduler_type, s.warmup_ratio, s.num_train_epochs) == (
         3e-5, "constant_with_warmup", 0.1, 3.0)
     assert (s.dpo_beta, s.dpo_learning_rate, s.max_length, s.max_steps) == (0.1, 1e-5, None, -1)
     for f in T.dataclasses.fields(TrainSettings):
         assert f.metadata.get("help"), f"{f.name} has no help text"
-    assert TrainSettings(global_batch_size=64, per_device_batch_size=8).accumulation_steps(8) == 1
-    assert TrainSettings(global_batch_size=64, per_device_batch_size=8).accumulation_steps(1) == 8
+    assert TrainSettings(global_batch_size=64, per_device_train_batch_size=8).accumulation_steps(8) == 1
+    assert TrainSettings(global_batch_size=64, per_device_train_batch_size=8).accumulation_steps(1) == 8
     with pytest.raises(ValueError, match="global_batch_size"):
-        TrainSettings(global_batch_size=64, per_device_batch_size=6).accumulation_steps(1)
+        TrainSettings(global_batch_size=64, per_device_train_batch_size=6).accumulation_steps(1)
     for bad, key in [({"method": "qlora"}, "method"), ({"lora_r": 0}, "lora_r"),
                      ({"warmup_ratio": 1.5}, "warmup_ratio"), ({"max_steps": 0}, "max_steps"),
                      ({"lora_target_modules": "(("}, "lora_target_modules"),
-                     ({"lr_scheduler": "step"}, "lr_scheduler")]:
+                     ({"lr_scheduler_type": "step"}, "lr_scheduler_type")]:
         with pytest.raises(ValueError, match=key):
             TrainSettings(**bad)
 
@@ -326,8 +326,8 @@ def test_full_finetuning_resumes_with_the_checkpoints_weights(tiny_qwen, tmp_pat
                 raise RuntimeError("simulated crash")
 
     examples = _examples(tmp_path)
-    s = _fast(method="full", max_steps=4, per_device_batch_size=2, learning_rate=1e-3,
-              lr_scheduler="constant", save_strategy="steps", save_steps=2, save_total_limit=3)
+    s = _fast(method="full", max_steps=4, per_device_train_batch_size=2, learning_rate=1e-3,
+              lr_scheduler_type="constant", save_strategy="steps", save_steps=2, save_total_limit=3)
     whole = train_sft(tiny_qwen, examples, tmp_path / "whole", s, progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False, callbacks=[Crash()])
@@ -436,3 +436,25 @@ def test_accelerate_and_deepspeed_configs_load():
     ds = json.loads(ds_file.read_text())
     assert ds["zero_optimization"]["stage"] == 2 and ds["bf16"]["enabled"] in ("auto", True)
     assert "scheduler" not in ds, "the LR schedule (constant with warm-up) comes from TrainSettings"
+
+
+def test_trl_arguments_pass_through_under_their_own_names(tmp_path):
+    """The train section's keys are TRL's names; anything else SFTConfig / DPOConfig takes goes
+    through ``trl_args``; a name r3v sets itself, or one TRL does not know, is refused."""
+    from r3v_train.config import ConfigError, load_recipe
+
+    s = _fast(num_train_epochs=2.0, lr_scheduler_type="cosine", gradient_accumulation_steps=2,
+              trl_args={"adam_beta2": 0.95, "label_smoothing": 0.1})
+    sft = T._trl_config("sft", s, tmp_path / "sft", progress=False)
+    assert (sft.per_device_train_batch_size, sft.num_train_epochs, sft.gradient_accumulation_steps,
+            sft.adam_beta2) == (4, 2.0, 2, 0.95)
+    assert getattr(sft.lr_scheduler_type, "value", sft.lr_scheduler_type) == "cosine"
+    assert not hasattr(sft, "label_smoothing")  # a DPO-only argument reaches DPO only
+    dpo = T._trl_config("dpo", s, tmp_path / "dpo", progress=False)
+    assert dpo.label_smoothing == 0.1 and dpo.adam_beta2 == 0.95
+    recipe = Path(__file__).parents[1] / "recipes" / "tiny" / "shapes.yaml"
+    with pytest.raises(ConfigError, match="trl_args.learning_rate: set by r3v"):
+        load_recipe(recipe, ["train.trl_args={learning_rate: 0.1}"])
+    with pytest.raises(ConfigError, match="trl_args.adam_beta3: not an SFTConfig"):
+        load_recipe(recipe, ["train.trl_args.adam_beta3=0.9"])
+    assert load_recipe(recipe, ["train.trl_args.adam_beta2=0.9"]).train.trl_args == {"adam_beta2": 0.9}
