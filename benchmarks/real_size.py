@@ -145,7 +145,7 @@ def check_backbone(name: str, args, failures: list[str]) -> dict:
     from r3v_eval.engines.chat import chat_text
     from r3v_eval.engines.hf import HFEngine, load_processor
     from r3v_train.tiny import build_tiny_model
-    from r3v_train.trainer import LM_LORA_TARGETS
+    from r3v_train.train_settings import LM_LORA_TARGETS
 
     spec = REAL_CONFIGS[name]
     recipe = yaml.safe_load((ROOT / spec["recipe"]).read_text())
@@ -273,7 +273,7 @@ def check_llava(failures: list[str]) -> dict:
     import torch
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
-    from r3v_train.trainer import LM_LORA_TARGETS
+    from r3v_train.train_settings import LM_LORA_TARGETS
 
     config = LlavaConfig(vision_config=CLIPVisionConfig(**LLAVA_1_5_7B["vision"]),
                          text_config=LlamaConfig(**LLAVA_1_5_7B["text"]),

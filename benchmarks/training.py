@@ -188,7 +188,8 @@ def run_one(variant: str, work: Path, args) -> dict:
     import torch
     from transformers import TrainerCallback
 
-    from r3v_train.trainer import TrainSettings, train_sft
+    from r3v_train.train_settings import TrainSettings
+    from r3v_train.trainer import train_sft
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -226,7 +226,7 @@ class RunConfig:
 def _section_types() -> dict[str, type]:
     from r3v_train.grpo import GRPOSettings
     from r3v_train.reflect import ReflectConfig
-    from r3v_train.trainer import TrainSettings
+    from r3v_train.train_settings import TrainSettings
 
     return {"model": ModelConfig, "data": DataConfig, "sampling": SamplingConfig,
             "reflect": ReflectConfig, "train": TrainSettings, "eval": EvalConfig, "run": RunConfig,

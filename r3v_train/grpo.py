@@ -105,7 +105,7 @@ class GRPOSettings:
     max_steps: int = _f(-1, "stop after this many optimizer steps; -1 = train by epochs")
 
     def __post_init__(self) -> None:
-        from r3v_train.trainer import _SCHEDULERS
+        from r3v_train.train_settings import SCHEDULERS
 
         def bad(key: str, why: str) -> ValueError:
             return ValueError(f"{key}: {why}")
@@ -126,7 +126,7 @@ class GRPOSettings:
         if self.beta < 0:
             raise bad("beta", f"must be >= 0, got {self.beta}")
         for key, allowed in (("loss_type", LOSS_TYPES), ("scale_rewards", SCALE_REWARDS),
-                             ("lr_scheduler_type", _SCHEDULERS)):
+                             ("lr_scheduler_type", SCHEDULERS)):
             if getattr(self, key) not in allowed:
                 raise bad(key, f"{getattr(self, key)!r} is not one of {', '.join(allowed)}")
         if self.max_completion_length is not None and self.max_completion_length < 1:

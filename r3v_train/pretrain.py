@@ -14,7 +14,8 @@ from pathlib import Path
 
 from r3v_eval.benchmarks import Benchmark
 from r3v_train.config import ConfigError
-from r3v_train.trainer import TrainSettings, train_sft
+from r3v_train.train_settings import TrainSettings
+from r3v_train.trainer import train_sft
 
 
 def pretrain_perception(init_model: str | Path, out_dir: str | Path, bench: Benchmark,

@@ -31,7 +31,8 @@ Facts of TRL 1.16 / transformers 5.23 this module is built on (checked by tests/
   a length-grouped sampler instead (sequence lengths, image tokens included, are computed up
   front), and the padding share actually seen is measured batch by batch.
 * **Vision frozen.** LoRA goes on the language model only, through a regex over module names
-  (:data:`LM_LORA_TARGETS`): bare names such as ``q_proj`` also hit CLIP's attention (LLaVA) and
+  (``LM_LORA_TARGETS`` in :mod:`r3v_train.train_settings`): bare names such as ``q_proj`` also
+  hit CLIP's attention (LLaVA) and
   ``gate_proj``/``up_proj``/``down_proj`` hit the Qwen2.5-VL vision MLP. In transformers 5 the
   language model lives under ``model.language_model`` for Qwen2-VL, Qwen2.5-VL and LLaVA; the
   vision tower under ``model.visual`` / ``model.vision_tower`` (+ ``model.multi_modal_projector``).
@@ -57,17 +58,15 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from r3v_eval.provenance import installed_versions, write_atomic
+from r3v_train.train_data import LengthGroupedSampler, build_dataset, normalize_records, sequence_lengths
+from r3v_train.train_settings import TrainSettings
 
-# LoRA targets: the attention and MLP projections of the language model, never the vision tower.
-LM_LORA_TARGETS = (
-    r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
-)
 # Module-name components of the vision encoder and the vision-to-language projector in HF VLMs.
 VISION_MODULE_KEYS = ("visual", "vision_tower", "vision_model", "multi_modal_projector",
                       "mm_projector")
@@ -75,182 +74,6 @@ VISION_MODULE_KEYS = ("visual", "vision_tower", "vision_model", "multi_modal_pro
 DONE_FILE = "DONE"
 METRICS_FILE = "train_metrics.json"
 CONFIG_FILE = "train_config.json"
-
-_METHODS = ("lora", "full")
-_SCHEDULERS = ("constant_with_warmup", "constant", "linear", "cosine")
-_SAVE_STRATEGIES = ("steps", "epoch", "no")
-_DTYPES = ("auto", "float32", "bfloat16")
-
-
-def _f(default: Any, help: str, group: str, fingerprint: bool = True) -> Any:
-    """A settings field with its help text and group (TRL-style ``metadata``)."""
-    return field(default=default,
-                 metadata={"help": help, "group": group, "fingerprint": fingerprint})
-
-
-@dataclass
-class TrainSettings:
-    """How to train: one SFT or DPO run of a VLM (the ``train`` section of a recipe).
-
-    Defaults follow the official R3V code for Qwen-VL (LoRA r=64, alpha=16, dropout 0.05 on the
-    language model; lr 3e-5 constant with 10% warm-up; 3 epochs; global batch 64; bf16) and the
-    paper's STaR+DPO baseline (beta 0.1, lr 1e-5). LLaVA-1.5 in the official code: r=128,
-    alpha=256, warm-up 0.03.
-    """
-
-    # > Parameters that control the method
-    method: str = _f("lora", "lora: train a LoRA adapter on the language model; full: train all "
-                     "language-model weights (vision tower and projector stay frozen)", "method")
-    lora_r: int = _f(64, "LoRA rank", "method")
-    lora_alpha: int = _f(16, "LoRA alpha (scaling = alpha / r)", "method")
-    lora_dropout: float = _f(0.05, "dropout on the LoRA input", "method")
-    lora_target_modules: str = _f(
-        LM_LORA_TARGETS, "regex (full match) over module names selecting the Linear layers that "
-        "get LoRA; the default hits the language model only, never the vision tower", "method")
-    freeze_vision: bool = _f(True, "full fine-tuning: keep the vision tower and the "
-                             "vision-language projector frozen", "method")
-
-    # > Parameters that control the optimization
-    learning_rate: float = _f(3e-5, "peak learning rate of SFT (AdamW)", "optimization")
-    lr_scheduler_type: str = _f("constant_with_warmup",
-                           "constant_with_warmup | constant | linear | cosine", "optimization")
-    warmup_ratio: float = _f(0.1, "share of the training steps used for a linear warm-up "
-                             "(0.1 Qwen-VL, 0.03 LLaVA in the official code)", "optimization")
-    weight_decay: float = _f(0.0, "AdamW weight decay", "optimization")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm", "optimization")
-    num_train_epochs: float = _f(3.0, "passes over the training examples", "optimization")
-    max_steps: int = _f(-1, "stop after this many optimizer steps; -1 = train by epochs",
-                        "optimization")
-    per_device_train_batch_size: int = _f(8, "examples per device per forward pass", "optimization")
-    gradient_accumulation_steps: int = _f(1, "micro-batches per optimizer step (ignored when "
-                                    "global_batch_size is set)", "optimization")
-    global_batch_size: int | None = _f(
-        None, "examples per optimizer step over all devices (the paper: 64); when set, gradient "
-        "accumulation = global / (per_device_train_batch_size x processes), which must divide evenly",
-        "optimization")
-    seed: int = _f(0, "seed of LoRA init, data order and dropout", "optimization")
-
-    # > Parameters that control DPO (the STaR+DPO baseline)
-    dpo_beta: float = _f(0.1, "DPO beta (strength of the reference-model KL)", "dpo")
-    dpo_learning_rate: float = _f(1e-5, "peak learning rate of DPO", "dpo")
-
-    # > Parameters that control the data
-    max_length: int | None = _f(
-        None, "token budget per example (image tokens included). Longer examples are DROPPED and "
-        "counted, never truncated: truncation can cut through image tokens (TRL then fails with "
-        "'Image features and image tokens do not match') or cut off the answer. None = no "
-        "limit; bound image tokens with max_pixels instead", "data")
-    max_pixels: int | None = _f(None, "Qwen2-VL family: cap on image pixels (bounds image "
-                                "tokens: one per 28x28 pixels)", "data")
-    min_pixels: int | None = _f(None, "Qwen2-VL family: floor on image pixels", "data")
-    group_by_length: bool = _f(True, "batch examples of similar length together (sorted within "
-                               "shuffled mega-batches) to keep the padding share low", "data")
-
-    # > Parameters that control precision and memory
-    bf16: bool | None = _f(None, "bf16 mixed precision; None = on when a CUDA GPU supports it",
-                           "precision")
-    model_dtype: str = _f(
-        "auto", "dtype the base model is loaded in: auto = float32 on CPU; bfloat16 on GPU for "
-        "LoRA and for DeepSpeed; float32 (master weights, bf16 autocast) for full fine-tuning "
-        "without DeepSpeed", "precision")
-    gradient_checkpointing: bool = _f(True, "recompute activations in the backward pass "
-                                      "(less memory, ~30% slower)", "precision")
-    attn_implementation: str | None = _f(None, "attention kernel, e.g. sdpa | flash_attention_2; "
-                                         "None = the transformers default", "precision")
-
-    # > Parameters that control logging and saving (not part of the run's fingerprint)
-    logging_steps: int = _f(10, "log loss every N optimizer steps", "logging", False)
-    save_strategy: str = _f("steps", "steps | epoch | no: when to write resumable checkpoints",
-                            "logging", False)
-    save_steps: int = _f(100, "checkpoint every N optimizer steps (save_strategy=steps)",
-                         "logging", False)
-    save_total_limit: int = _f(1, "checkpoints kept on disk while training", "logging", False)
-    keep_checkpoints: bool = _f(False, "keep checkpoint-* folders after a finished run",
-                                "logging", False)
-    report_to: str = _f("none", "none | tensorboard | wandb | ... (transformers report_to)",
-                        "logging", False)
-    dataloader_num_workers: int = _f(0, "data-loader worker processes", "logging", False)
-
-    # > Anything else TRL's SFTConfig / DPOConfig take, under their own names
-    trl_args: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "more SFTConfig / DPOConfig arguments passed through as they are (e.g. "
-                "{adam_beta2: 0.95, torch_compile: true}); one only DPOConfig takes (e.g. "
-                "label_smoothing) applies to DPO only; a name r3v sets itself from the keys above is refused",
-        "group": "trl", "fingerprint": True})
-
-    def __post_init__(self) -> None:
-        def bad(key: str, why: str) -> ValueError:
-            return ValueError(f"{key}: {why}")
-
-        if self.method not in _METHODS:
-            raise bad("method", f"{self.method!r} is not one of {', '.join(_METHODS)}")
-        if self.lr_scheduler_type not in _SCHEDULERS:
-            raise bad("lr_scheduler_type", f"{self.lr_scheduler_type!r} is not one of {', '.join(_SCHEDULERS)}")
-        if self.save_strategy not in _SAVE_STRATEGIES:
-            raise bad("save_strategy",
-                      f"{self.save_strategy!r} is not one of {', '.join(_SAVE_STRATEGIES)}")
-        if self.model_dtype not in _DTYPES:
-            raise bad("model_dtype", f"{self.model_dtype!r} is not one of {', '.join(_DTYPES)}")
-        for key in ("lora_r", "lora_alpha", "per_device_train_batch_size", "gradient_accumulation_steps",
-                    "logging_steps", "save_steps", "save_total_limit"):
-            if getattr(self, key) < 1:
-                raise bad(key, f"must be >= 1, got {getattr(self, key)}")
-        for key in ("learning_rate", "dpo_learning_rate", "dpo_beta"):
-            if not getattr(self, key) > 0:
-                raise bad(key, f"must be > 0, got {getattr(self, key)}")
-        if not 0 <= self.lora_dropout < 1:
-            raise bad("lora_dropout", f"must be in [0, 1), got {self.lora_dropout}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise bad("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
-        if self.weight_decay < 0 or self.max_grad_norm <= 0:
-            raise bad("weight_decay" if self.weight_decay < 0 else "max_grad_norm",
-                      "must be positive")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise bad("max_steps", f"must be -1 (train by epochs) or >= 1, got {self.max_steps}")
-        if self.max_steps == -1 and not self.num_train_epochs > 0:
-            raise bad("num_train_epochs", f"must be > 0, got {self.num_train_epochs}")
-        for key in ("global_batch_size", "max_length", "max_pixels", "min_pixels"):
-            v = getattr(self, key)
-            if v is not None and v < 1:
-                raise bad(key, f"must be >= 1 or null, got {v}")
-        if self.dataloader_num_workers < 0:
-            raise bad("dataloader_num_workers", "must be >= 0")
-        try:
-            re.compile(self.lora_target_modules)
-        except re.error as exc:
-            raise bad("lora_target_modules", f"not a valid regex ({exc})") from None
-        if self.trl_args:
-            check_trl_args(self.trl_args)
-
-    # ----------------------------------------------------------- derived values
-    def use_bf16(self) -> bool:
-        """bf16 mixed precision for this machine (``bf16=None``: on iff CUDA supports it)."""
-        import torch
-
-        cuda = torch.cuda.is_available()
-        if self.bf16 is None:
-            return bool(cuda and torch.cuda.is_bf16_supported())
-        if self.bf16 and not cuda:
-            raise ValueError("bf16: true needs a CUDA GPU; on CPU leave it null or set false")
-        return self.bf16
-
-    def accumulation_steps(self, world_size: int) -> int:
-        """Gradient accumulation for ``world_size`` processes."""
-        if self.global_batch_size is None:
-            return self.gradient_accumulation_steps
-        per_step = self.per_device_train_batch_size * max(1, world_size)
-        if self.global_batch_size % per_step:
-            raise ValueError(
-                f"global_batch_size: {self.global_batch_size} is not a multiple of "
-                f"per_device_train_batch_size x processes = {self.per_device_train_batch_size} x "
-                f"{max(1, world_size)}")
-        return self.global_batch_size // per_step
-
-    def fingerprint_dict(self) -> dict[str, Any]:
-        """The settings that change what is trained (logging/saving fields left out)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.metadata.get("fingerprint", True)}
-
 
 @dataclass
 class TrainResult:
@@ -271,187 +94,6 @@ class TrainResult:
     def model_dir(self) -> Path | None:
         """The full model folder (``method == "full"``), for ``HFEngine(pretrained=...)``."""
         return self.out_dir if self.method == "full" else None
-
-
-# ====================================================================== records
-def _field(record: Any, name: str, index: int, required: bool = True) -> Any:
-    if isinstance(record, dict):
-        if name in record:
-            return record[name]
-    elif hasattr(record, name):
-        return getattr(record, name)
-    if required:
-        raise ValueError(f"example {index}: missing field {name!r} "
-                         f"(got {type(record).__name__})")
-    return None
-
-
-def _image_of(record: Any, index: int) -> Any:
-    """The record's image as a PIL RGB image, a checked file path (str), or None."""
-    from PIL import Image
-
-    image = _field(record, "image", index, required=False)
-    if image is None:
-        return None
-    if isinstance(image, Image.Image):
-        return image if image.mode == "RGB" else image.convert("RGB")
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise ValueError(f"example {index}: image file not found: {path}")
-        return str(path)
-    if hasattr(image, "load_image"):  # a Problem-like object
-        return _image_of({"image": image.load_image()}, index)
-    raise ValueError(f"example {index}: image must be a PIL image, a file path or None, "
-                     f"got {type(image).__name__}")
-
-
-def _normalize(records: Iterable[Any], text_fields: Sequence[str]) -> list[dict[str, Any]]:
-    rows = []
-    for i, record in enumerate(records):
-        row = {}
-        for name in text_fields:
-            text = _field(record, name, i)
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"example {i}: {name!r} must be a non-empty string, got {text!r}")
-            row[name] = text
-        row["image"] = _image_of(record, i)
-        rows.append(row)
-    if not rows:
-        raise ValueError("no training examples")
-    return rows
-
-
-def _conversation(row: dict[str, Any], text_fields: Sequence[str]) -> dict[str, Any]:
-    conv: dict[str, Any] = {"prompt": [{"role": "user", "content": row["prompt"]}]}
-    for name in text_fields[1:]:
-        conv[name] = [{"role": "assistant", "content": row[name]}]
-    return conv
-
-
-def _build_dataset(rows: list[dict[str, Any]], text_fields: Sequence[str]):
-    """TRL conversational prompt-completion (or preference) rows with an ``images`` column."""
-    from datasets import Dataset, Features, Value
-    from datasets import Image as ImageFeature
-
-    try:
-        from datasets import List as ListFeature
-    except ImportError:  # datasets < 4
-        from datasets import Sequence as ListFeature
-
-    turn = ListFeature({"role": Value("string"), "content": Value("string")})
-    features = Features({**{name: turn for name in text_fields},
-                         "images": ListFeature(ImageFeature())})
-    data = {name: [] for name in features}
-    for row in rows:
-        for key, value in _conversation(row, text_fields).items():
-            data[key].append(value)
-        data["images"].append([] if row["image"] is None else [row["image"]])
-    return Dataset.from_dict(data, features=features)
-
-
-# ====================================================================== lengths
-def _image_size(image: Any) -> tuple[int, int]:
-    """(height, width) without decoding the pixels."""
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return image.height, image.width
-    with Image.open(image) as im:
-        return im.height, im.width
-
-
-def sequence_lengths(processor: Any, rows: list[dict[str, Any]],
-                     text_fields: Sequence[str] = ("prompt", "completion")) -> list[int]:
-    """Tokens each example occupies in a collated batch (image tokens included): prompt plus the
-    longest of its completions, rendered with TRL's own chat-template code."""
-    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
-
-    tok = processor.tokenizer
-    rendered: dict[str, list[str]] = {name: [] for name in text_fields}
-    for row in rows:
-        conv = _conversation(row, text_fields)
-        images = [] if row["image"] is None else ["<image>"]  # placeholders: only counted
-        example = {"prompt": prepare_multimodal_messages(conv["prompt"], images=images)}
-        for name in text_fields[1:]:
-            example[name] = prepare_multimodal_messages(conv[name])
-        for name, text in apply_chat_template(example, processor).items():
-            if name in rendered:
-                rendered[name].append(text)
-    # Gemma 3-style processors replace the image marker by a fixed text (newlines, markers and
-    # the soft tokens) before tokenising: expand it the same way, so the count is exact
-    expansion = getattr(processor, "full_image_sequence", None)
-    marker = getattr(processor, "image_token", None)
-    expanded_in_text = bool(expansion and marker)
-    if expanded_in_text:
-        rendered["prompt"] = [text.replace(marker, expansion) for text in rendered["prompt"]]
-    counts = {name: [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
-              for name, texts in rendered.items()}
-    lengths = [counts["prompt"][i] + max(counts[n][i] for n in text_fields[1:])
-               for i in range(len(rows))]
-    with_image = [i for i, row in enumerate(rows) if row["image"] is not None]
-    if with_image and not expanded_in_text:
-        for i, extra in zip(with_image, _image_token_counts(processor, rows, with_image)):
-            lengths[i] += extra - 1  # the placeholder token is expanded to `extra` tokens
-    return lengths
-
-
-def _image_token_counts(processor: Any, rows: list[dict[str, Any]], idx: list[int]) -> list[int]:
-    sizes = [_image_size(rows[i]["image"]) for i in idx]
-    try:
-        return list(processor._get_num_multimodal_tokens(image_sizes=sizes).num_image_tokens)
-    except (AttributeError, NotImplementedError, TypeError):
-        pass
-    # Processors without the size formula: run the processor on each image (exact, slower).
-    from PIL import Image
-
-    token = getattr(processor, "image_token", None) or "<image>"
-    token_id = processor.tokenizer.convert_tokens_to_ids(token)
-    out = []
-    for i in idx:
-        image = rows[i]["image"]
-        image = Image.open(image).convert("RGB") if isinstance(image, str) else image
-        ids = processor(text=[token], images=[image], return_tensors="pt")["input_ids"][0]
-        out.append(int((ids == token_id).sum()))
-    return out
-
-
-class LengthGroupedSampler:
-    """Indices such that consecutive ``batch_size`` slices hold examples of similar length.
-
-    Each epoch: shuffle (seeded by ``seed + epoch``, so every process and a resumed run see the
-    same order), cut into mega-batches of ``mega_batches x batch_size``, sort each by length,
-    cut into batches and shuffle the batches within the mega-batch. Unlike transformers'
-    sampler, small data sets still get grouped (its mega-batch shrinks to one batch), and long
-    batches are not all placed first.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0,
-                 mega_batches: int = 50) -> None:
-        self.lengths = list(lengths)
-        self.batch_size = max(1, int(batch_size))
-        self.seed = int(seed)
-        self.mega = max(1, int(mega_batches)) * self.batch_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __iter__(self) -> Iterator[int]:
-        import torch
-
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=g).tolist()
-        out: list[int] = []
-        for start in range(0, len(order), self.mega):
-            chunk = sorted(order[start:start + self.mega], key=lambda i: self.lengths[i])
-            batches = [chunk[j:j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
-            for b in torch.randperm(len(batches), generator=g).tolist():
-                out.extend(batches[b])
-        return iter(out)
 
 
 # ====================================================================== trainers
@@ -602,30 +244,6 @@ def _peft_config(settings: TrainSettings):
                       bias="none", task_type="CAUSAL_LM")
 
 
-#: TRL arguments r3v sets itself (from TrainSettings or by design): not in ``trl_args``
-_OWN_TRL_ARGS = ("output_dir", "per_device_train_batch_size", "lr_scheduler_type", "warmup_steps",
-                 "warmup_ratio", "weight_decay", "max_grad_norm", "num_train_epochs", "max_steps",
-                 "seed", "bf16", "fp16", "use_cpu", "logging_steps", "save_strategy", "save_steps",
-                 "save_total_limit", "report_to", "dataloader_num_workers", "disable_tqdm",
-                 "max_length", "gradient_checkpointing", "activation_checkpointing",
-                 "learning_rate", "beta", "gradient_accumulation_steps", "packing", "padding_free",
-                 "completion_only_loss", "precompute_ref_log_probs")
-
-
-def check_trl_args(trl_args: dict[str, Any]) -> None:
-    """Every ``trl_args`` key must be an SFTConfig or DPOConfig argument r3v does not set."""
-    from trl import DPOConfig, SFTConfig
-
-    known = {f.name for cls in (SFTConfig, DPOConfig) for f in dataclasses.fields(cls) if f.init}
-    for key in trl_args:
-        if key in _OWN_TRL_ARGS:
-            raise ValueError(f"trl_args.{key}: set by r3v from the train section (or fixed by "
-                             "design); use the train key of that name instead")
-        if key not in known:
-            raise ValueError(f"trl_args.{key}: not an SFTConfig / DPOConfig argument of the "
-                             "installed TRL")
-
-
 def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
     import torch
     from trl import DPOConfig, SFTConfig
@@ -700,7 +318,7 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
     fields = _SFT_FIELDS if kind == "sft" else _DPO_FIELDS
     out = Path(out_dir)
     base = str(base_model_path)
-    rows = _normalize(records, fields)
+    rows = normalize_records(records, fields)
 
     args = _trl_config(kind, settings, out, progress)
     state = PartialState()
@@ -730,7 +348,7 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
     if not keep:
         raise ValueError(f"max_length: all {len(rows)} examples are longer than "
                          f"{settings.max_length} tokens (shortest: {min(lengths)})")
-    dataset = _build_dataset([rows[i] for i in keep], fields)
+    dataset = build_dataset([rows[i] for i in keep], fields)
     lengths = [lengths[i] for i in keep]
 
     model = _load_model(base, settings, init_adapter, cuda=torch.cuda.is_available(),
@@ -869,13 +487,4 @@ def train_dpo(base_model_path, pairs, out_dir, settings: TrainSettings | None = 
                 processor_path=processor_path, progress=progress, callbacks=callbacks)
 
 
-__all__ = [
-    "LM_LORA_TARGETS",
-    "LengthGroupedSampler",
-    "TrainResult",
-    "TrainSettings",
-    "read_result",
-    "sequence_lengths",
-    "train_dpo",
-    "train_sft",
-]
+__all__ = ["TrainResult", "read_result", "train_dpo", "train_sft"]

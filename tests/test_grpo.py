@@ -21,7 +21,8 @@ from r3v_train import loop
 from r3v_train.config import ConfigError, load_recipe
 from helpers import wait_for
 from r3v_train.grpo import GRPOSettings, answer_reward, format_reward, grpo_config, train_grpo
-from r3v_train.trainer import TrainSettings, train_sft
+from r3v_train.train_settings import TrainSettings
+from r3v_train.trainer import train_sft
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "shapes.yaml"
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS="1")

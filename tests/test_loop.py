@@ -208,15 +208,20 @@ def unread_recipe_keys(sources: dict[str, str]) -> list[str]:
 
     from r3v_train.config import _section_types
 
-    owners = {"train": "trainer.py", "reflect": "reflect.py", "grpo": "grpo.py"}
+    # train: trainer.py uses the settings, and train_settings.py derives values from them (its
+    # validation does not count as a use)
+    settings = regex.sub(r"def __post_init__.*?\n    # -+", "", sources["train_settings.py"],
+                         flags=regex.S)
+    owners = {"train": sources["trainer.py"] + settings, "reflect": sources["reflect.py"],
+              "grpo": sources["grpo.py"]}
     everything = "\n".join(text for name, text in sources.items() if name != "config.py")
     unread = []
     for section, cls in _section_types().items():
         for f in dataclasses.fields(cls):
-            if f.metadata.get("trl") and "trl_kwargs()" in sources[owners[section]]:
+            if f.metadata.get("trl") and "trl_kwargs()" in owners.get(section, ""):
                 continue
             if section in owners:
-                found = regex.search(rf"\.{f.name}\b", sources[owners[section]])
+                found = regex.search(rf"\.{f.name}\b", owners[section])
             else:
                 found = regex.search(rf"\.{section}\.{f.name}\b", everything)
             if not found:

@@ -12,15 +12,9 @@ import torch
 from PIL import Image
 
 from r3v_train import trainer as T
-from r3v_train.trainer import (
-    LM_LORA_TARGETS,
-    LengthGroupedSampler,
-    TrainSettings,
-    read_result,
-    sequence_lengths,
-    train_dpo,
-    train_sft,
-)
+from r3v_train.train_data import LengthGroupedSampler, normalize_records, sequence_lengths
+from r3v_train.train_settings import LM_LORA_TARGETS, TrainSettings
+from r3v_train.trainer import read_result, train_dpo, train_sft
 
 pytestmark = pytest.mark.slow
 
@@ -153,7 +147,7 @@ def test_only_completion_tokens_carry_loss(arch, tmp_path, request):
     eot_id = tok.convert_tokens_to_ids(end_of_turn)
     # the token repeated per image patch (Gemma's processor.image_token is the start marker)
     image_id = tok.convert_tokens_to_ids(getattr(tok, "image_token", None) or proc.image_token)
-    rows = T._normalize(examples, ("prompt", "completion"))
+    rows = normalize_records(examples, ("prompt", "completion"))
     lengths = sequence_lengths(proc, rows)
 
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(len(examples))])
@@ -363,7 +357,7 @@ def test_llava_lora_step_drops_over_budget_examples(tiny_llava, tmp_path):
 
     examples = _examples(tmp_path, 5)
     lengths = sequence_lengths(load_processor(str(tiny_llava)),
-                               T._normalize(examples, ("prompt", "completion")))
+                               normalize_records(examples, ("prompt", "completion")))
     budget = sorted(lengths)[-2]  # the longest example does not fit
     with pytest.raises(ValueError, match="max_length"):
         train_sft(tiny_llava, examples, tmp_path / "none", _fast(max_length=min(lengths) - 1))
