@@ -137,7 +137,7 @@ def check_backbone(name: str, args, failures: list[str]) -> dict:
     import torch
     import yaml
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
 
     from r3v_eval import prompts
     from r3v_eval.benchmarks import Problem, get_benchmark

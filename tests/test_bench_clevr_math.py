@@ -1,15 +1,13 @@
 """CLEVR-Math: hub mapping (and the loading-script fallback), integer scoring, prompts."""
 
 import json
-import sys
-import types
 
 import pytest
 from PIL import Image
 
 from r3v_eval import prompts
 from r3v_eval.benchmarks import DataError, Problem, get_benchmark
-from r3v_eval.benchmarks.clevr_math import PAPER_TRAIN_SIZE, PARQUET_REVISION, ClevrMath
+from r3v_eval.benchmarks.clevr_math import PAPER_TRAIN_SIZE, ClevrMath
 
 from helpers import write_jsonl
 

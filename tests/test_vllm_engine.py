@@ -4,7 +4,7 @@ installed on these CPU machines; see r3v_eval/engines/vllm.py)."""
 import json
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from PIL import Image

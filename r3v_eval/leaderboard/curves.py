@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from r3v_eval.metric_names import GREEDY, SAMPLED_FAMILIES, parse_at
-from r3v_eval.tables import Table
+from r3v_eval.leaderboard.tables import Table
 
 
 @dataclass
