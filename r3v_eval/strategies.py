@@ -13,11 +13,10 @@ from typing import Sequence
 
 from r3v_eval import prompts
 from r3v_eval.benchmarks.base import Benchmark, Problem
-from r3v_eval.engines.base import Engine, GenRequest, Sampling
+from r3v_eval.engines.base import PAPER_SAMPLING, Engine, GenRequest, Sampling  # noqa: F401
 from r3v_eval.metric_names import GREEDY, at
 
 #: The paper's test-time sampling: 3 samples at temperature 0.9 (top_p 0.95, top_k 50).
-PAPER_SAMPLING = Sampling(n=3, temperature=0.9, top_p=0.95, top_k=50, max_new_tokens=384)
 SELECT_MAX_NEW_TOKENS = 64
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from r3v_eval.engines.base import DTYPES, PAPER_SAMPLING
 from r3v_eval.errors import R3VError
 from r3v_eval.prompts import PROMPT_STYLES
 
@@ -59,7 +60,7 @@ class ModelConfig:
             raise ConfigError(f"model.perception_examples: must be >= 0, got {self.perception_examples}")
         if self.prompt_style not in PROMPT_STYLES:
             raise ConfigError(f"model.prompt_style: {self.prompt_style!r} is not one of {PROMPT_STYLES}")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        if self.dtype not in DTYPES:
             raise ConfigError(f"model.dtype: unknown dtype {self.dtype!r}")
 
 
@@ -119,11 +120,12 @@ class SamplingConfig:
     """Parameters that control training-time sampling (the bootstrap)."""
 
     backend: str = field(default="hf", metadata={"help": "hf | vllm"})
-    n: int = field(default=3, metadata={"help": "samples per train question per iteration"})
-    temperature: float = 0.9
-    top_p: float = 0.95
-    top_k: int = 50
-    max_new_tokens: int = 384
+    n: int = field(default=PAPER_SAMPLING.n, metadata={
+        "help": "samples per train question per iteration"})
+    temperature: float = PAPER_SAMPLING.temperature
+    top_p: float = PAPER_SAMPLING.top_p
+    top_k: int = PAPER_SAMPLING.top_k
+    max_new_tokens: int = PAPER_SAMPLING.max_new_tokens
     batch_size: int = 16
     chunk_size: int = field(default=256, metadata={
         "help": "questions per pool append; a killed run loses at most one chunk of work"})
@@ -141,9 +143,10 @@ class SamplingConfig:
 class EvalConfig:
     """Parameters that control evaluation after each iteration."""
 
-    n: int = field(default=3, metadata={"help": "samples for majority@N / select@N / pass@N; 0 = greedy only"})
+    n: int = field(default=PAPER_SAMPLING.n, metadata={
+        "help": "samples for majority@N / select@N / pass@N; 0 = greedy only"})
     select: bool = field(default=True, metadata={"help": "also test-time selection (select@N)"})
-    max_new_tokens: int = 384
+    max_new_tokens: int = PAPER_SAMPLING.max_new_tokens
     batch_size: int = field(default=16, metadata={"help": "prompts per generate call when evaluating"})
     every_iteration: bool = field(default=True, metadata={
         "help": "evaluate after every iteration; False = only the last one"})

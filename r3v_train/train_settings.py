@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from r3v_eval.engines.base import DTYPES
+
 # LoRA targets: the attention and MLP projections of the language model, never the vision tower.
 LM_LORA_TARGETS = (
     r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -21,7 +23,8 @@ LM_LORA_TARGETS = (
 _METHODS = ("lora", "full")
 SCHEDULERS = ("constant_with_warmup", "constant", "linear", "cosine")
 _SAVE_STRATEGIES = ("steps", "epoch", "no")
-_DTYPES = ("auto", "float32", "bfloat16")
+#: training loads no float16 weights (no fp16 training); the rest as the engines
+MODEL_DTYPES = tuple(d for d in DTYPES if d != "float16")
 
 
 def _f(default: Any, help: str, group: str, fingerprint: bool = True) -> Any:
@@ -131,8 +134,8 @@ class TrainSettings:
         if self.save_strategy not in _SAVE_STRATEGIES:
             raise bad("save_strategy",
                       f"{self.save_strategy!r} is not one of {', '.join(_SAVE_STRATEGIES)}")
-        if self.model_dtype not in _DTYPES:
-            raise bad("model_dtype", f"{self.model_dtype!r} is not one of {', '.join(_DTYPES)}")
+        if self.model_dtype not in MODEL_DTYPES:
+            raise bad("model_dtype", f"{self.model_dtype!r} is not one of {', '.join(MODEL_DTYPES)}")
         for key in ("lora_r", "lora_alpha", "per_device_train_batch_size", "gradient_accumulation_steps",
                     "logging_steps", "save_steps", "save_total_limit"):
             if getattr(self, key) < 1:

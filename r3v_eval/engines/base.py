@@ -43,6 +43,13 @@ class Sampling:
         return self.temperature == 0
 
 
+#: the paper's sampling: 3 samples at temperature 0.9, top-p 0.95, top-k 50, 384 new tokens
+#: (training-time bootstrap and test-time majority / select alike)
+PAPER_SAMPLING = Sampling(n=3, temperature=0.9, top_p=0.95, top_k=50, max_new_tokens=384)
+#: model weight dtypes the engines load ("auto": float32 on CPU, bfloat16 on a GPU that has it)
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
 GREEDY = Sampling()
 
 

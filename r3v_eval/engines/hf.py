@@ -24,10 +24,8 @@ from typing import Any, Sequence
 
 from tqdm.auto import tqdm
 
-from r3v_eval.engines.base import GenRequest, Sampling, cut_at_stop, sample_seeds
+from r3v_eval.engines.base import DTYPES, GenRequest, Sampling, cut_at_stop, sample_seeds
 from r3v_eval.engines.chat import chat_text
-
-_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def resolve_device(device: str) -> str:
@@ -43,8 +41,8 @@ def resolve_device(device: str) -> str:
 def resolve_dtype(dtype: str, device: str):
     import torch
 
-    if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(_DTYPES)}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if dtype == "auto":
         if device.startswith("cuda") and torch.cuda.is_bf16_supported():
             return torch.bfloat16

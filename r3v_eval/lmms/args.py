@@ -18,9 +18,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from r3v_eval.engines import BACKENDS
+from r3v_eval.engines.base import DTYPES, PAPER_SAMPLING
 from r3v_eval.prompts import PROMPT_STYLES
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: Keys that only the vLLM backend understands.
 VLLM_ONLY = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len")
 #: Keys that configure sampling (unused by the greedy ``r3v_cot``).
@@ -34,11 +34,11 @@ class ModelArgs:
     pretrained: str
     backend: str = "hf"
     prompt_style: str = "qwen"
-    max_new_tokens: int = 384
-    n: int = 3
-    temperature: float = 0.9
-    top_p: float = 0.95
-    top_k: int = 50
+    max_new_tokens: int = PAPER_SAMPLING.max_new_tokens
+    n: int = PAPER_SAMPLING.n
+    temperature: float = PAPER_SAMPLING.temperature
+    top_p: float = PAPER_SAMPLING.top_p
+    top_k: int = PAPER_SAMPLING.top_k
     seed: int = 0
     select_max_new_tokens: int = 64
     adapter: str | None = None
