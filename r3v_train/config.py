@@ -355,9 +355,14 @@ def config_from_dict(data: dict[str, Any]) -> R3VConfig:
         if key in (data.get("train") or {}):
             raise ConfigError(f"train.{key}: set model.{key} instead (one image budget for "
                               "sampling, evaluation and training)")
+    for key in ("bf16", "model_dtype"):  # one precision: a model trains as it samples
+        if key in (data.get("train") or {}):
+            raise ConfigError(f"train.{key}: set model.dtype instead (one dtype for sampling, "
+                              "evaluation and training)")
     built = {name: _build_section(cls, data.get(name), name) for name, cls in sections.items()}
     built["train"] = dataclasses.replace(built["train"], max_pixels=built["model"].max_pixels,
-                                         min_pixels=built["model"].min_pixels)
+                                         min_pixels=built["model"].min_pixels,
+                                         **training_precision(built["model"].dtype))
     cfg = R3VConfig(**built)
     if not cfg.model.pretrained:
         raise ConfigError("model.pretrained: required (a hub id or a local folder)")
@@ -365,6 +370,18 @@ def config_from_dict(data: dict[str, Any]) -> R3VConfig:
         raise ConfigError("model.perception_examples: pre-trains a tiny:<arch>:<size> base only; "
                           f"{cfg.model.pretrained!r} is already a pre-trained model")
     return cfg
+
+
+def training_precision(dtype: str) -> dict[str, Any]:
+    """``train.bf16`` / ``train.model_dtype`` for ``model.dtype``: bfloat16 trains in bf16
+    (LoRA on bf16 weights; full fine-tuning on float32 master weights under bf16 autocast),
+    float32 in float32, auto as the machine allows (bf16 on a GPU that has it)."""
+    if dtype == "float16":
+        raise ConfigError("model.dtype: float16 cannot train (r3v does no fp16 training); use "
+                          "bfloat16 or float32")
+    return {"bfloat16": {"bf16": True, "model_dtype": "auto"},
+            "float32": {"bf16": False, "model_dtype": "float32"},
+            "auto": {"bf16": None, "model_dtype": "auto"}}[dtype]
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -192,6 +192,22 @@ def test_one_image_budget_for_sampling_evaluation_and_training():
     assert qwen.model.max_pixels == qwen.train.max_pixels == 401408
 
 
+def test_one_dtype_for_sampling_evaluation_and_training():
+    qwen = load_recipe(RECIPE.parents[1] / "qwen2_vl_2b" / "chartqa.yaml")
+    assert qwen.model.dtype == "bfloat16" and qwen.train.bf16 is True
+    assert qwen.train.model_dtype == "auto"  # LoRA loads bf16; full FT keeps fp32 master weights
+    tiny = load_recipe(RECIPE)
+    assert tiny.model.dtype == "float32" and (tiny.train.bf16, tiny.train.model_dtype) == (
+        False, "float32")
+    auto = load_recipe(RECIPE, ["model.dtype=auto"])
+    assert (auto.train.bf16, auto.train.model_dtype) == (None, "auto")
+    for key in ("bf16", "model_dtype"):
+        with pytest.raises(ConfigError, match=f"train.{key}: set model.dtype instead"):
+            load_recipe(RECIPE, [f"train.{key}=true"])
+    with pytest.raises(ConfigError, match="float16 cannot train"):
+        load_recipe(RECIPE, ["model.dtype=float16"])
+
+
 def test_control_reference_without_a_trained_iteration_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no trained iteration"):
         loop.reference_steps(tmp_path)
