@@ -9,7 +9,7 @@ and the output folder:
    about fresh pictures, ``model.perception_examples``), then trained on the warm-up data:
    direct-answer QA pairs for the labelled train split plus a few teacher rationales for one-
    and two-step questions only (iteration 0; no self-training).
-2. ``star`` and ``r3v`` (and, with ``--methods``, the ablations): self-training from the shared
+2. ``star`` and ``r3v`` (and, with ``--methods``, the ablations and ``grpo``): self-training or RL from the shared
    warm-up (``run.warmup_from``), every iteration retrained from the warm-up checkpoint
    (``run.start: warmup``); both draw their first samples from one pool.
 3. ``control``: the warm-up's own data continued for as many optimizer steps as R3V's last
@@ -32,7 +32,8 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "demo"
 #: the runs of ``r3v demo`` in order (each is recipes/demo/<name>.yaml)
 DEFAULT_METHODS = ("star", "r3v", "control")
 ABLATIONS = ("r3v_no_refine", "r3v_no_select")
-KNOWN_METHODS = (*DEFAULT_METHODS, *ABLATIONS)
+#: runs that ``--methods`` can add: the ablations and GRPO (not in the default 15-minute budget)
+KNOWN_METHODS = (*DEFAULT_METHODS, *ABLATIONS, "grpo")
 
 
 def data_seed(seed: int) -> int:

@@ -104,8 +104,9 @@ def test_stages_and_overrides():
 
     with pytest.raises(ConfigError, match="needs r3v"):
         demo_stages(["star", "control"])
-    with pytest.raises(ConfigError, match="unknown 'grpo'"):
-        demo_stages(["grpo"])
+    assert demo_stages(["r3v", "grpo", "control"]) == ["warmup", "r3v", "grpo", "control"]
+    with pytest.raises(ConfigError, match="unknown 'ppo'"):
+        demo_stages(["ppo"])
     sets = stage_overrides("control", Path("o"), 3)
     assert "data.options.seed=1003" in sets and "run.control_reference=o/r3v" in sets
     assert "run.warmup_from=o/warmup" in sets and "train.seed=3" in sets
