@@ -278,6 +278,7 @@ def train_grpo(base_model_path, bench: Benchmark, problems: Sequence[Problem], o
 
     from r3v_eval.engines.hf import load_processor
     from r3v_train import trainer as sft
+    from r3v_train.train_data import build_dataset, normalize_records
 
     out = Path(out_dir)
     done = sft.read_result(out)
@@ -287,7 +288,7 @@ def train_grpo(base_model_path, bench: Benchmark, problems: Sequence[Problem], o
         return done
     by_id = {p.id: p for p in problems}
     records = [{"prompt": prompts.cot_prompt(bench, p, prompt_style), "image": p} for p in problems]
-    rows = sft._normalize(records, ("prompt",))
+    rows = normalize_records(records, ("prompt",))
     args = grpo_config(grpo, train, out, max_new_tokens, progress)
     state = PartialState()
     kind = "grpo " + json.dumps(dataclasses.asdict(grpo), sort_keys=True)
@@ -307,7 +308,7 @@ def train_grpo(base_model_path, bench: Benchmark, problems: Sequence[Problem], o
             "settings": dataclasses.asdict(train), "versions": installed_versions(),
             "world_size": args.world_size}, indent=2, default=str) + "\n")
 
-    dataset = sft._build_dataset(rows, ("prompt",)).add_column(
+    dataset = build_dataset(rows, ("prompt",)).add_column(
         "problem_id", [p.id for p in problems])
     processor = load_processor(str(base_model_path), train.max_pixels, train.min_pixels)
     model = sft._load_model(str(base_model_path), train, init_adapter,
