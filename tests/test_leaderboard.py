@@ -353,8 +353,8 @@ def test_cli_writes_markdown_csv_png(two_models, tmp_path, capsys):
     assert main["R3V, Qwen-VL (paper, 2nd-hand)"]["kind"] == "reference"
     delta = {r["method"]: r for r in rows if r["table"] == "delta"}
     assert delta["r3v_select(n=3)"]["chartqa"] == "3.17"
-    assert {r["metric"] for r in rows if r["table"] == "metric"} == {"greedy", "majority", "select",
-                                                                     "pass"}
+    assert {r["metric"] for r in rows if r["table"] == "metric"} == {
+        "greedy", "majority@3", "select@3", "pass@3"}  # every row has N = 3
     png = out.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
@@ -451,3 +451,18 @@ def test_real_lmms_eval_results(tiny_qwen, tmp_path):
     assert table_lines(md, "pass@N")["r3v_select(n=2)"][0] == f"{100 * sel['pass_at_n,none']:.1f}"
     assert "shapes: 2 of 500 documents (--limit)" in md
     assert out.with_suffix(".csv").is_file() and out.with_suffix(".png").is_file()
+
+
+def test_sampled_families_compare_at_the_n_every_row_has(tmp_path):
+    """A run evaluated at N = 1, 3, 5 and one at N = 3 compare at 3, not at each row's largest N;
+    with no N in common each row keeps its own and a note says so."""
+    sweep = run_folder(tmp_path / "a", "r3v", "r3v", "shapes",
+                       {"greedy": 0.3, "majority@1": 0.2, "majority@3": 0.25, "majority@5": 0.4})
+    three = run_folder(tmp_path / "a", "star", "star", "shapes", {"greedy": 0.3, "majority@3": 0.22})
+    md = build_leaderboard([sweep, three], metric="majority").markdown()
+    assert table_lines(md, "majority@N")["r3v"] == ["25.0", "25.0"]
+    assert "N = 3 samples per question." in md
+    five = run_folder(tmp_path / "b", "five", "r3v", "shapes", {"greedy": 0.3, "majority@5": 0.4})
+    md = build_leaderboard([five, three], metric="majority").markdown()
+    assert table_lines(md, "majority@N")["r3v"] == ["40.0", "40.0"]
+    assert "N differs between rows" in md

@@ -27,7 +27,7 @@ from r3v_eval.leaderboard.curves import (
     read_curve,
     sweep_tables,
 )
-from r3v_eval.metric_names import FAMILIES
+from r3v_eval.metric_names import FAMILIES, SAMPLED_FAMILIES, at, parse_at
 from r3v_eval.leaderboard.tables import DASH, Table
 
 FAMILY_TITLES = {"accuracy": "accuracy: each row's own answer",
@@ -244,7 +244,7 @@ def build_leaderboard(paths: Sequence[str | Path], *, baseline: str | None = Non
     title = FAMILY_TITLES.get(family, metric)
     if "@" in metric:  # an exact N: "majority@3: majority vote over N samples"
         title = metric + title[title.index(":"):]
-    main = build_table(main_rows, metric, f"{title} (%)")
+    main = build_table(main_rows, at_common_n(rows, metric), f"{title} (%)")
     if main is None:
         available = sorted({k for r in rows for k in r.metric_names()})
         raise LeaderboardError(f"--metric {metric!r}: no input has it; available: "
@@ -276,7 +276,7 @@ def build_leaderboard(paths: Sequence[str | Path], *, baseline: str | None = Non
         for f in families:
             if f == family:
                 continue
-            t = build_table(rows, f, f"{FAMILY_TITLES[f]} (%)")
+            t = build_table(rows, at_common_n(rows, f), f"{FAMILY_TITLES[f]} (%)")
             if t is not None:
                 _note_n(t, rows, f)
                 per_metric.append(t)
@@ -297,8 +297,26 @@ def run_curves(rows: Sequence[Row]) -> list[RunCurve]:
     return curves
 
 
+def at_common_n(rows: Sequence[Row], metric: str) -> str:
+    """A family (``majority``) -> ``majority@N`` at the largest N that every row reporting the
+    family has (rows evaluated at N = 1, 3, 5 and at N = 3 compare at 3); the family as it is
+    when there is no such N (each row then shows its largest N, and a note says so)."""
+    if metric not in SAMPLED_FAMILIES:
+        return metric
+    common: set[int] | None = None
+    for r in rows:
+        for c in r.cells.values():
+            ns = {p[1] for p in map(parse_at, c.metrics) if p and p[0] == metric}
+            if ns:
+                common = ns if common is None else common & ns
+    return at(metric, max(common)) if common else metric
+
+
 def _note_n(table: Table, rows: Sequence[Row], family: str) -> None:
     if family not in ("majority", "select", "pass"):
+        return
+    if "@" in table.metric:  # one N for every row
+        table.notes.append(f"N = {table.metric.split('@')[1]} samples per question.")
         return
     ns = {}
     for r in rows:
