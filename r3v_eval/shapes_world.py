@@ -294,6 +294,32 @@ def _be(n: int) -> str:
     return "is" if n == 1 else "are"
 
 
+def count_sentences(objects: Sequence[Mapping[str, Any]], config: ShapesConfig) -> list[str]:
+    """The picture described in the rationales' own phrasing: the total, then the count of
+    every colour-shape pair present, in the config's colour and shape order ("There are 5
+    objects in total.", "There are 2 red squares.", "There is 1 blue circle.")."""
+    total = len(objects)
+    out = [f"There {_be(total)} {total} {noun(None, None, total)} in total."]
+    for color in config.colors:
+        for shape in config.shapes:
+            k = count(objects, color, shape)
+            if k:
+                out.append(f"There {_be(k)} {k} {noun(color, shape, k)}.")
+    return out
+
+
+def arithmetic_facts(config: ShapesConfig) -> list[tuple[str, str]]:
+    """Every single operation a rationale of this world can write, as (question, statement):
+    ("What is 5 - 2?", "5 - 2 = 3."). Counts never exceed ``max_objects + 2 * max_add``
+    (at most two operations per question), removals never go below zero."""
+    top = config.max_objects + 2 * config.max_add
+    facts = [(f"What is {a} - {b}?", f"{a} - {b} = {a - b}.")
+             for a in range(top + 1) for b in range(a + 1)]
+    facts += [(f"What is {a} + {b}?", f"{a} + {b} = {a + b}.")
+              for b in range(1, config.max_add + 1) for a in range(top - b + 1)]
+    return facts
+
+
 # -------------------------------------------------------------- questions
 def question_text(ops: Sequence[Mapping[str, Any]], query: Mapping[str, Any]) -> str:
     """CLEVR-Math wording of a program: operations as sentences, then the question."""
@@ -460,7 +486,7 @@ def _program(template: str, rng: random.Random, objects: list[dict[str, Any]],
     raise ValueError(f"unknown template {template!r}")
 
 
-def _split_bucket(key: str) -> str:
+def split_bucket(key: str) -> str:
     b = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:4], "big") % _SPLIT_BUCKETS
     return "test" if b == 0 else "val" if b == 1 else "train"
 
@@ -492,7 +518,7 @@ def iter_samples(split: str, seed: int, config: ShapesConfig | None = None
                               steps=TEMPLATES[template], question=question,
                               answer=solve(objects, ops, query), index=index, split=split,
                               seed=seed)
-        if _split_bucket(sample.key()) != split:
+        if split_bucket(sample.key()) != split:
             misses += 1
             if misses > 100_000:
                 raise ValueError(f"shapes config too small: cannot find new {split!r} problems "

@@ -4,6 +4,7 @@
     r3v data shapes --out DIR ...              write the synthetic benchmark
     r3v data miniwob --out DIR ...             screenshots + gold actions from real MiniWoB++
     r3v tiny-model --arch qwen2_vl --out DIR   build a tiny random-weight VLM offline
+    r3v pretrain                               pre-train the demo's base (shipped:demo_base)
     r3v demo                                   the embedded default (no network)
     r3v eval --model r3v_select --tasks ...    lmms-eval with the r3v tasks included
     r3v tasks-dir                              print the r3v task folder (for --include_path)
@@ -95,7 +96,18 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from r3v_train.demo import run_demo
 
-    return run_demo(out_dir=args.out, seed=args.seed, quick=args.quick, methods=args.methods)
+    return run_demo(out_dir=args.out, seed=args.seed, quick=args.quick, methods=args.methods,
+                    pretrain=args.pretrain)
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from r3v_train.config import load_recipe
+    from r3v_train.pretrain import run_pretrain
+
+    info = run_pretrain(load_recipe(args.recipe, args.set),
+                        ship_to=None if args.no_ship else args.ship_to, n_eval=args.eval_rows)
+    print(json.dumps(info["perception_accuracy"], indent=2))
+    return 0
 
 
 def _cmd_tasks_dir(args: argparse.Namespace) -> int:
@@ -184,10 +196,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a recipe value, e.g. --set run.iterations=2 (repeatable)")
     p.set_defaults(func=_cmd_train)
 
+    from r3v_train.demo import PRETRAIN_RECIPE
+    from r3v_train.pretrain import DEMO_BASE
+
+    p = sub.add_parser("pretrain", help="pre-train the demo's tiny base VLM once (perception "
+                                        "only; resumable) and ship it as shipped:demo_base")
+    p.add_argument("--recipe", type=Path, default=PRETRAIN_RECIPE,
+                   help="pre-training recipe (default: recipes/demo/pretrain.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a recipe value, e.g. --set run.out_dir=/tmp/pre (repeatable)")
+    p.add_argument("--ship-to", type=Path, default=DEMO_BASE, metavar="DIR",
+                   help="where the model goes, with its checksums (default: the shipped "
+                        "r3v_train/assets/demo_base, replaced)")
+    p.add_argument("--no-ship", action="store_true", help="train and measure only")
+    p.add_argument("--eval-rows", type=int, default=1000,
+                   help="held-out perception rows measured after training")
+    p.set_defaults(func=_cmd_pretrain)
+
     p = sub.add_parser("demo", help="the embedded default: self-improvement on shapes, no network")
     p.add_argument("--out", type=Path, default=Path("r3v_demo"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
+    p.add_argument("--pretrain", action="store_true",
+                   help="first rebuild the shipped base (r3v pretrain; about 30 minutes on 2 cores)")
     p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help="runs after the warm-up (default: star r3v control; also r3v_no_refine, "
                         "r3v_no_select)")

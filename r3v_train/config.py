@@ -37,7 +37,9 @@ class ModelConfig:
 
     pretrained: str = field(default="", metadata={
         "help": "hub id or local folder of the base VLM; 'tiny:<arch>:<size>' builds a tiny "
-                "random-weight model offline into the run folder (e.g. tiny:qwen2_vl:small)"})
+                "random-weight model offline into the run folder (e.g. tiny:qwen2_vl:small); "
+                "'shipped:<name>' is a model shipped in r3v_train/assets (shipped:demo_base, "
+                "built by `r3v pretrain`)"})
     prompt_style: str = field(default="qwen", metadata={"help": "qwen | llava | qwen2"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda[:i]"})
@@ -54,6 +56,9 @@ class ModelConfig:
         "help": "learning rate of the perception pre-training (vision tower trained too)"})
     perception_epochs: float = field(default=1.0, metadata={
         "help": "passes over the perception pre-training examples"})
+    perception_skills: dict[str, float] | None = field(default=None, metadata={
+        "help": "share of each perception skill in the pre-training rows, e.g. {count: 0.55, "
+                "describe: 0.2, arith: 0.25} (shapes: count | describe | arith); None = count only"})
 
     def __post_init__(self) -> None:
         if self.perception_examples < 0:

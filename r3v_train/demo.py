@@ -5,8 +5,8 @@ A thin driver over what users run: each stage is ``r3v train`` on a recipe shipp
 ``r3v leaderboard`` over the run folders. The demo adds only the order of the runs, the seed,
 and the output folder:
 
-1. ``warmup``: a tiny Qwen2-VL built offline, pre-trained on perception (one-step questions
-   about fresh pictures, ``model.perception_examples``), then trained on the warm-up data:
+1. ``warmup``: the shipped base (``shipped:demo_base``: a tiny Qwen2-VL pre-trained once on
+   perception by ``r3v pretrain``; ``--pretrain`` rebuilds it first), trained on the warm-up data:
    direct-answer QA pairs for the labelled train split plus a few teacher rationales for one-
    and two-step questions only (iteration 0; no self-training).
 2. ``star`` and ``r3v`` (and, with ``--methods``, the ablations and ``grpo``): self-training or RL from the shared
@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Sequence
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "demo"
+#: the recipe of ``r3v pretrain`` (the shipped base, rebuilt by ``r3v demo --pretrain``)
+PRETRAIN_RECIPE = RECIPES / "pretrain.yaml"
 #: the runs of ``r3v demo`` in order (each is recipes/demo/<name>.yaml)
 DEFAULT_METHODS = ("star", "r3v", "control")
 ABLATIONS = ("r3v_no_refine", "r3v_no_select")
@@ -67,7 +69,10 @@ def demo_stages(methods: Sequence[str] | None) -> list[str]:
 
 
 def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = False,
-             methods: Sequence[str] | None = None) -> int:
+             methods: Sequence[str] | None = None, pretrain: bool = False) -> int:
+    """The demo's runs in order under ``out_dir``; ``pretrain`` first rebuilds the shipped
+    base (``r3v pretrain`` into ``out_dir/pretrain``, exported to
+    ``r3v_train/assets/demo_base``)."""
     from r3v_eval.leaderboard import run_leaderboard
     from r3v_train.config import ConfigError, load_recipe
     from r3v_train.loop import run
@@ -76,10 +81,20 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
     if not recipes.is_dir():
         raise ConfigError(f"the demo's recipes are not at {recipes}: run r3v from a "
                                 "checkout of the project (pip install -e .)")
+    if pretrain and quick:
+        raise ConfigError("--pretrain rebuilds the full demo's shipped base; the quick demo "
+                          "pre-trains its own tiny base (drop one of --pretrain / --quick)")
     out = Path(out_dir)
     stages = demo_stages(methods)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    if pretrain:
+        from r3v_train.pretrain import DEMO_BASE, run_pretrain
+
+        sets = [f"run.out_dir={out / 'pretrain'}"]
+        _log(out, t0, f"pretrain: r3v pretrain --recipe {PRETRAIN_RECIPE} "
+             + " ".join(f"--set {shlex.quote(s)}" for s in sets))
+        run_pretrain(load_recipe(PRETRAIN_RECIPE, sets), ship_to=DEMO_BASE)
     for name in stages:
         recipe = recipes / f"{name}.yaml"
         sets = stage_overrides(name, out, seed)

@@ -331,11 +331,16 @@ def shared_warmup(cfg: R3VConfig) -> Path | None:
 
 
 def resolve_pretrained(run: RunDir, bench: Benchmark, shared: Path | None) -> str:
-    """A hub id / folder as is; ``tiny:<arch>:<size>`` is built once into the run folder (and
-    pre-trained on perception when ``model.perception_examples`` is set), or taken from the
-    run whose warm-up this one shares."""
+    """A hub id / folder as is; ``shipped:<name>`` is a model the project ships (its checksums
+    verified); ``tiny:<arch>:<size>`` is built once into the run folder (and pre-trained on
+    perception when ``model.perception_examples`` is set), or taken from the run whose warm-up
+    this one shares."""
     cfg = run.cfg
     spec = cfg.model.pretrained
+    if spec.startswith("shipped:"):
+        from r3v_train.pretrain import shipped_model
+
+        return str(shipped_model(spec))
     if not spec.startswith("tiny:"):
         return spec
     parts = spec.split(":")
@@ -360,7 +365,8 @@ def resolve_pretrained(run: RunDir, bench: Benchmark, shared: Path | None) -> st
         run.log(f"pre-training the base on {cfg.model.perception_examples} perception questions")
         pretrain_perception(init, target, bench, cfg.model.perception_examples, cfg.train,
                             seed=cfg.run.seed, learning_rate=cfg.model.perception_lr,
-                            epochs=cfg.model.perception_epochs)
+                            epochs=cfg.model.perception_epochs,
+                            skills=cfg.model.perception_skills)
     return str(target)
 
 

@@ -13,6 +13,7 @@ only). ``load(split, source=DIR)`` reads files written by :func:`write_shapes_da
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,10 @@ from r3v_eval.benchmarks.base import DataError, Problem, register
 from r3v_eval.benchmarks.kinds import IntegerBenchmark
 from r3v_eval.shapes_world import (  # noqa: F401  (re-exported for callers of this module)
     ShapesConfig,
+    arithmetic_facts,
+    count_sentences,
+    scene_key,
+    split_bucket,
     ShapesSample,
     generate_samples,
     iter_samples,
@@ -32,6 +37,9 @@ from r3v_eval.shapes_world import (  # noqa: F401  (re-exported for callers of t
 DEFAULT_SEED = 1234
 DEFAULT_SIZES = {"train": 5000, "val": 500, "test": 500}
 ONE_STEP_TEMPLATES = ("count_all", "count_color", "count_shape", "count_color_shape")
+#: what :meth:`ShapesBenchmark.perception_examples` teaches a base model (no reasoning)
+PERCEPTION_SKILLS = ("count", "describe", "arith")
+DESCRIBE_QUESTION = "How many objects of each kind are there?"
 
 
 def problem_id(split: str, index: int) -> str:
@@ -100,16 +108,50 @@ class ShapesBenchmark(IntegerBenchmark):
     def teacher_rationale(problem: Problem, style: str = "qwen") -> str:
         return teacher_rationale(problem, style)
 
-    def perception_examples(self, n: int, seed: int) -> list[dict[str, Any]]:
-        """``n`` one-step perception questions on fresh pictures, each answered in a sentence in
-        the rationales' own phrasing ("There are 2 red squares."): what a base VLM comes able
-        to do before any reasoning is trained. Drawn from the ``val`` stream of ``seed``, never
-        from train or test."""
+    def perception_examples(self, n: int, seed: int, skills: dict[str, float] | None = None,
+                            split: str = "val") -> list[dict[str, Any]]:
+        """``n`` one-step rows on fresh pictures, answered in the rationales' own phrasing: what
+        a base VLM comes able to do before any reasoning is trained. ``skills`` maps each of
+        :data:`PERCEPTION_SKILLS` to its share of the rows (default: counting only):
+
+        * ``count``: a one-step question, "How many red squares are there?" -> "There are 2
+          red squares." (the four one-step templates in turn);
+        * ``describe``: :data:`DESCRIBE_QUESTION` -> the total and every colour-shape count
+          ("There are 5 objects in total. There are 2 red squares. ...");
+        * ``arith``: one arithmetic fact a rationale can need, "What is 5 - 2?" -> "5 - 2 = 3."
+          (the picture is attached but not needed).
+
+        Pictures and questions come from the ``split`` stream of ``seed`` (``val``: never a
+        train or test problem; ``test``: held out from ``val``). Each row has ``prompt``,
+        ``completion``, ``image``, ``skill`` and ``template`` (the count template, else the
+        skill)."""
+        skills = dict(skills or {"count": 1.0})
+        unknown = sorted(set(skills) - set(PERCEPTION_SKILLS))
+        if unknown or any(w < 0 for w in skills.values()) or sum(skills.values()) <= 0:
+            raise ValueError(f"perception skills: {skills!r}; give non-negative shares of "
+                             f"{', '.join(PERCEPTION_SKILLS)} with a positive sum")
         world = dataclasses.replace(self.config, templates=ONE_STEP_TEMPLATES)
+        stream = iter_samples(split, seed, world)
+        facts = arithmetic_facts(self.config)
+        rng = random.Random(f"r3v-perception:{seed}:{split}")
+        names = [k for k in PERCEPTION_SKILLS if skills.get(k, 0) > 0]
+        weights = [skills[k] for k in names]
         rows = []
-        for sample in generate_samples(n, "val", seed, world):
-            steps, _ = rationale_steps(sample.objects, [], sample.query)
-            rows.append({"prompt": sample.question, "completion": steps[0],
+        for _ in range(n):
+            skill = rng.choices(names, weights)[0]
+            sample = next(stream)
+            if skill == "describe":
+                while split_bucket(scene_key(sample.objects) + "|" + DESCRIBE_QUESTION) != split:
+                    sample = next(stream)
+                prompt, completion = DESCRIBE_QUESTION, " ".join(
+                    count_sentences(sample.objects, self.config))
+            elif skill == "arith":
+                prompt, completion = rng.choice(facts)
+            else:
+                steps, _ = rationale_steps(sample.objects, [], sample.query)
+                prompt, completion = sample.question, steps[0]
+            rows.append({"prompt": prompt, "completion": completion, "skill": skill,
+                         "template": sample.template if skill == "count" else skill,
                          "image": render_scene(sample.objects, world)})
         return rows
 
