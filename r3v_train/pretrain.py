@@ -191,6 +191,9 @@ def run_pretrain(cfg: R3VConfig, ship_to: str | Path | None, n_eval: int = 1000)
         "wall_s_this_call": round(wall, 1), "seed": cfg.run.seed,
         "data": {"benchmark": cfg.data.benchmark, "options": cfg.data.options},
     }
+    built = run.path / "base_init" / "r3v_tiny.json"  # what build_tiny_model made
+    if built.is_file():
+        info["tiny_model"] = json.loads(built.read_text())
     evaluated = model_dir
     if ship_to is not None:
         run.log(f"exporting the base to {ship_to}")
