@@ -4,7 +4,6 @@ shipped copy, whose checksums are verified before any run uses it."""
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -46,9 +45,10 @@ def test_perception_rows_say_what_the_picture_shows():
 
 def test_counting_rows_match_the_scene():
     bench = shapes()
-    from r3v_eval.shapes_world import generate_samples
-    from r3v_eval.benchmarks.shapes import ONE_STEP_TEMPLATES
     import dataclasses
+
+    from r3v_eval.benchmarks.shapes import ONE_STEP_TEMPLATES
+    from r3v_eval.shapes_world import generate_samples
 
     world = dataclasses.replace(bench.config, templates=ONE_STEP_TEMPLATES)
     samples = generate_samples(30, "val", 5, world)
@@ -62,7 +62,7 @@ def test_held_out_rows_are_not_pre_training_rows():
     bench = shapes()
     train = bench.perception_examples(400, seed=0, skills={"count": 1, "describe": 1})
     held = bench.perception_examples(200, seed=0, skills={"count": 1, "describe": 1}, split="test")
-    key = lambda r: (r["prompt"], r["image"].tobytes())  # noqa: E731
+    key = lambda r: (r["prompt"], r["image"].tobytes())
     assert not {key(r) for r in train} & {key(r) for r in held}
 
 

@@ -21,15 +21,15 @@ from r3v_eval.benchmarks.base import DataError, Problem, register
 from r3v_eval.benchmarks.kinds import IntegerBenchmark
 from r3v_eval.shapes_world import (  # noqa: F401  (re-exported for callers of this module)
     ShapesConfig,
+    ShapesSample,
     arithmetic_facts,
     count_sentences,
-    scene_key,
-    split_bucket,
-    ShapesSample,
     generate_samples,
     iter_samples,
     rationale_steps,
     render_scene,
+    scene_key,
+    split_bucket,
     teacher_rationale,
     write_shapes_dataset,
 )
