@@ -78,6 +78,19 @@ def _barrier() -> None:
         PartialState().wait_for_everyone()
 
 
+def config_differences(saved: Any, current: dict[str, Any], keys) -> list[str]:
+    """The dotted keys where a saved ``config.yaml`` and the current resolved config differ,
+    among ``keys``: sections (every key of either side) or ``section.key`` names."""
+    saved, current = saved or {}, json.loads(json.dumps(current))  # as YAML reads it back
+    out: list[str] = []
+    for key in keys:
+        section, _, name = key.partition(".")
+        theirs, ours = saved.get(section) or {}, current.get(section) or {}
+        names = [name] if name else sorted(set(theirs) | set(ours))
+        out += [f"{section}.{k}" for k in names if theirs.get(k) != ours.get(k)]
+    return out
+
+
 class RunDir:
     """The run folder: resolved config, versions, progress log, per-iteration files."""
 
@@ -91,8 +104,7 @@ class RunDir:
         if cfg_path.exists():
             saved = yaml.safe_load(cfg_path.read_text())
             if saved != json.loads(json.dumps(resolved)):
-                diff = sorted(f"{s}.{k}" for s in resolved for k in resolved[s]
-                              if (saved or {}).get(s, {}).get(k) != json.loads(json.dumps(resolved[s][k])))
+                diff = config_differences(saved, resolved, resolved)
                 raise ConfigError(
                     f"{self.path} holds a run with a different config (differs in: "
                     f"{', '.join(diff) or 'sections'}); use another run.out_dir to start afresh")
@@ -310,17 +322,8 @@ def shared_warmup(cfg: R3VConfig) -> Path | None:
     if not saved_file.is_file():
         raise ConfigError(f"run.warmup_from: {src} is not a run folder (no config.yaml); run the "
                           "warm-up's recipe first")
-    saved = yaml.safe_load(saved_file.read_text()) or {}
-    mine = json.loads(json.dumps(cfg.to_dict()))
-    differ = []
-    for key in SHARED_WARMUP_KEYS:
-        section, _, name = key.partition(".")
-        theirs, ours = saved.get(section, {}), mine[section]
-        if name:
-            theirs, ours = (theirs or {}).get(name), ours.get(name)
-        if theirs != ours:
-            differ += ([key] if name else sorted(f"{section}.{k}" for k in set(ours) | set(theirs or {})
-                                                 if (theirs or {}).get(k) != ours.get(k)))
+    saved = yaml.safe_load(saved_file.read_text())
+    differ = config_differences(saved, cfg.to_dict(), SHARED_WARMUP_KEYS)
     if differ:
         raise ConfigError(f"run.warmup_from: {src} was run with other settings ({', '.join(differ)}); "
                           "runs that share a warm-up must agree on them")
