@@ -55,6 +55,7 @@ REAL_CONFIGS = {
         "text": {"vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960,
                  "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
                  "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "hidden_act": "silu",
+                 "use_sliding_window": False,
                  "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0,
                                      "mrope_section": [16, 24, 24]}},
         "vision": {"depth": 32, "embed_dim": 1280, "hidden_size": 1536, "mlp_ratio": 4,
@@ -66,6 +67,7 @@ REAL_CONFIGS = {
         "text": {"vocab_size": 151936, "hidden_size": 2048, "intermediate_size": 11008,
                  "num_hidden_layers": 36, "num_attention_heads": 16, "num_key_value_heads": 2,
                  "max_position_embeddings": 128000, "rms_norm_eps": 1e-6, "hidden_act": "silu",
+                 "use_sliding_window": False,
                  "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0,
                                      "mrope_section": [16, 24, 24]}},
         "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420,
@@ -125,6 +127,95 @@ def candidate_text(tokenizer, n_tokens: int, answer: str) -> str:
         i += 1
 
 
+def chart_problem(picture: tuple[int, int], index: int = 0):
+    """A ChartQA-style problem on a chart of size ``picture``; ``index`` varies the question and
+    its answer, so problems are distinct prompts. Returns (benchmark, problem)."""
+    from r3v_eval.benchmarks import Problem, get_benchmark
+
+    last = 2017 + index
+    problem = Problem(id=f"chart-{index}", question=f"What is the total of the bars from 2010 to "
+                      f"{last}, and in which year is the difference to the previous year "
+                      "largest?", answer=str(412 + index), benchmark="chartqa",
+                      image=chart_picture(picture))
+    return get_benchmark("chartqa"), problem
+
+
+def longest_example(tokenizer, picture: tuple[int, int], index: int = 0,
+                    candidate_tokens: int = CANDIDATE_TOKENS, style: str = "qwen2") -> dict:
+    """R3V's longest example kind: a self-select prompt (:func:`r3v_eval.prompts.select_prompt`)
+    over three candidates of about ``candidate_tokens`` tokens each (two right, one wrong) on
+    :func:`chart_problem`, with the bare answer as its completion. Returns the benchmark, the
+    problem, the picture, the prompt and the completion."""
+    from r3v_eval import prompts
+
+    bench, problem = chart_problem(picture, index)
+    wrong = str(int(problem.answer) - 14)
+    candidates = [candidate_text(tokenizer, candidate_tokens, a)
+                  for a in (problem.answer, wrong, problem.answer)]
+    return {"bench": bench, "problem": problem, "image": problem.image,
+            "completion": problem.answer,
+            "prompt": prompts.select_prompt(bench, problem, candidates, style)}
+
+
+def recipe_max_pixels(name: str) -> int:
+    """The image budget (``model.max_pixels``) of the backbone recipe of ``name``."""
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / REAL_CONFIGS[name]["recipe"]).read_text())
+    return int(recipe["model"]["max_pixels"])
+
+
+def real_size_config(name: str, folder: Path, layers: int = 0, vision_depth: int = 0):
+    """The config of ``name`` (:data:`REAL_CONFIGS`) around the stand-in tokenizer of ``folder``
+    (built by :func:`r3v_train.tiny.build_tiny_model` for the same architecture, whose special
+    token ids it keeps); ``layers`` / ``vision_depth`` > 0 shorten the model."""
+    from transformers import AutoConfig
+
+    spec = REAL_CONFIGS[name]
+    config = AutoConfig.from_pretrained(str(folder))
+    text_cfg = {**spec["text"]}
+    vision_cfg = {**spec["vision"]}
+    if layers:
+        text_cfg["num_hidden_layers"] = layers
+    if vision_depth:
+        vision_cfg["depth"] = vision_depth
+        if "fullatt_block_indexes" in vision_cfg:
+            vision_cfg["fullatt_block_indexes"] = [vision_depth - 1]
+    for key, value in text_cfg.items():
+        setattr(config.text_config, key, value)
+    # one entry per layer (derived when a config is made, so it still has the stand-in's
+    # count); the checkpoints use no sliding window
+    config.text_config.layer_types = ["full_attention"] * text_cfg["num_hidden_layers"]
+    for key, value in vision_cfg.items():
+        setattr(config.vision_config, key, value)
+    config.tie_word_embeddings = True
+    return config
+
+
+def build_real_size_model(name: str, folder: Path, *, device: str, dtype, layers: int = 0,
+                          vision_depth: int = 0, seed: int = 0, save: bool = False):
+    """A random-weight model of ``name`` at real width (:func:`real_size_config`), built on
+    ``device`` in ``dtype``. With ``save`` its weights replace the stand-in's in ``folder``, so
+    the folder loads with ``from_pretrained`` (the real model with r3v's offline processor)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    config = real_size_config(name, folder, layers, vision_depth)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = AutoModelForImageTextToText.from_config(config, dtype=dtype)
+    if save:
+        from r3v_train.tiny import INFO_FILE
+
+        for f in list(folder.glob("model*.safetensors")) + list(folder.glob("model*.index.json")):
+            f.unlink()
+        model.save_pretrained(folder)
+        info = json.loads((folder / INFO_FILE).read_text())
+        info.update(size=f"real-{name}", num_parameters=sum(p.numel() for p in model.parameters()))
+        (folder / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    return model
+
+
 def lora_matches(module_names, regex: str) -> tuple[list[str], list[str]]:
     """(LoRA targets, those of them inside a vision tower) for a full-match regex."""
     pattern = re.compile(regex)
@@ -135,12 +226,9 @@ def lora_matches(module_names, regex: str) -> tuple[list[str], list[str]]:
 
 def check_backbone(name: str, args, failures: list[str]) -> dict:
     import torch
-    import yaml
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForImageTextToText
 
     from r3v_eval import prompts
-    from r3v_eval.benchmarks import Problem, get_benchmark
     from r3v_eval.engines.base import GenRequest, Sampling
     from r3v_eval.engines.chat import chat_text
     from r3v_eval.engines.hf import HFEngine, load_processor
@@ -148,8 +236,7 @@ def check_backbone(name: str, args, failures: list[str]) -> dict:
     from r3v_train.train_settings import LM_LORA_TARGETS
 
     spec = REAL_CONFIGS[name]
-    recipe = yaml.safe_load((ROOT / spec["recipe"]).read_text())
-    max_pixels = recipe["model"]["max_pixels"]
+    max_pixels = recipe_max_pixels(name)
     out: dict = {"backbone": name, "max_pixels": max_pixels}
     work = Path(tempfile.mkdtemp(prefix=f"r3v-real-{name}-"))
     folder = build_tiny_model(spec["arch"], work / "model")
@@ -168,14 +255,10 @@ def check_backbone(name: str, args, failures: list[str]) -> dict:
           + ", ".join(f"{k}: {v}" for k, v in tokens.items()))
 
     # 2. the longest example: select over three full-length candidates, on an 800x600 chart
-    bench = get_benchmark("chartqa")
-    image = chart_picture(PICTURES["chart 800x600"])
-    problem = Problem(id="long", question="What is the total of the bars from 2010 to 2017, "
-                      "and in which year is the difference to the previous year largest?",
-                      answer="412", benchmark="chartqa", image=image)
-    candidates = [candidate_text(tokenizer, CANDIDATE_TOKENS, a) for a in ("412", "398", "412")]
-    prompt = prompts.select_prompt(bench, problem, candidates, "qwen2")
-    text = chat_text(processor, prompt, has_image=True) + "412<|im_end|>"
+    example = longest_example(tokenizer, PICTURES["chart 800x600"])
+    bench, problem, image = example["bench"], example["problem"], example["image"]
+    text = (chat_text(processor, example["prompt"], has_image=True) + example["completion"]
+            + "<|im_end|>")
     batch = processor(text=[text], images=[[image]], return_tensors="pt")
     n_tokens = int(batch["input_ids"].shape[1])
     n_image = int((batch["input_ids"] == processor.image_token_id).sum()) if hasattr(
@@ -190,28 +273,12 @@ def check_backbone(name: str, args, failures: list[str]) -> dict:
                         f"{args.max_length}")
 
     # 3. the model at real width (depth as asked), random weights
-    config = AutoModelForImageTextToText.from_pretrained(str(folder), dtype=torch.float32).config
-    text_cfg = {**spec["text"]}
-    vision_cfg = {**spec["vision"]}
-    if args.layers:
-        text_cfg["num_hidden_layers"] = args.layers
-    if args.vision_depth:
-        vision_cfg["depth"] = args.vision_depth
-        if "fullatt_block_indexes" in vision_cfg:
-            vision_cfg["fullatt_block_indexes"] = [args.vision_depth - 1]
-    for key, value in text_cfg.items():
-        setattr(config.text_config, key, value)
-    for key, value in vision_cfg.items():
-        setattr(config.vision_config, key, value)
-    if "out_hidden_size" not in vision_cfg and hasattr(config.vision_config, "hidden_size"):
-        config.vision_config.hidden_size = spec["vision"]["hidden_size"]
-    config.tie_word_embeddings = True
     device = args.device
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     t0 = time.perf_counter()
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = AutoModelForImageTextToText.from_config(config, dtype=dtype)
+    model = build_real_size_model(name, folder, device=device, dtype=dtype, layers=args.layers,
+                                  vision_depth=args.vision_depth)
+    config = model.config
     n_params = sum(p.numel() for p in model.parameters())
     out["model"] = {"layers": config.text_config.num_hidden_layers,
                     "vision_depth": config.vision_config.depth, "parameters": n_params,

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 
-def _disable_eos(engine) -> None:
+def disable_eos(engine) -> None:
+    """Every completion then runs to max_new_tokens: no early stop can flatter a side."""
     engine.model.generation_config.eos_token_id = None
 
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         model_path = str(build_tiny_model("qwen2_vl", Path(tempfile.mkdtemp()) / "m", size=args.size))
     engine = HFEngine(model_path, device=args.device, dtype=args.dtype, batch_size=args.batch_size)
-    _disable_eos(engine)
+    disable_eos(engine)
 
     bench = get_benchmark("shapes")
     problems = bench.load("test", limit=args.problems)

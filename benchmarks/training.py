@@ -56,20 +56,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("grouped", "ungrouped")
 
-#: Qwen2-VL-2B-Instruct's shapes (config.json of the hub checkpoint).
-REALISTIC_TEXT = {
-    "vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960,
-    "num_hidden_layers": 28, "num_attention_heads": 12, "num_key_value_heads": 2,
-    "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "use_sliding_window": False,
-    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0,
-                        "mrope_section": [16, 24, 24]},
-}
-REALISTIC_VISION = {
-    "depth": 32, "embed_dim": 1280, "hidden_size": 1536, "mlp_ratio": 4, "num_heads": 16,
-    "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
-}
-
-
 # ============================================================================ the data set
 def _wrong_copy(bench, problem, rationale: str, rng: random.Random) -> tuple[str, str]:
     """The rationale with a wrong number in its last step and its Answer line."""
@@ -155,51 +141,30 @@ def build_model(args, work: Path) -> Path:
     out = build_tiny_model(args.arch, work / "model", size=args.size, seed=args.seed)
     if not args.realistic:
         return out
-    # Realistic shapes, random weights, the tiny tokenizer/processor (ids < 4096 < vocab).
+    # Qwen2-VL-2B's real shapes, random weights, the tiny tokenizer/processor (ids < vocab).
     import torch
-    from transformers import AutoModelForImageTextToText, Qwen2VLConfig
 
-    tiny = json.loads((out / "config.json").read_text())
-    text = {**REALISTIC_TEXT, **{k: tiny["text_config"][k] for k in
-                                 ("bos_token_id", "eos_token_id", "pad_token_id")}}
-    config = Qwen2VLConfig(text_config=text, vision_config=dict(REALISTIC_VISION),
-                           tie_word_embeddings=True,
-                           **{k: tiny[k] for k in ("image_token_id", "video_token_id",
-                                                   "vision_start_token_id",
-                                                   "vision_end_token_id")})
-    torch.manual_seed(args.seed)
-    with torch.device("cuda"):
-        model = AutoModelForImageTextToText.from_config(config, dtype=torch.bfloat16)
-    for f in list(out.glob("model*.safetensors")) + list(out.glob("model*.index.json")):
-        f.unlink()
-    model.save_pretrained(out)
-    n = sum(p.numel() for p in model.parameters())
+    from real_size import build_real_size_model
+
+    model = build_real_size_model("qwen2_vl_2b", out, device="cuda", dtype=torch.bfloat16,
+                                  seed=args.seed, save=True)
     del model
     torch.cuda.empty_cache()
-    info = json.loads((out / "r3v_tiny.json").read_text())
-    info.update(size="realistic-qwen2-vl-2b", num_parameters=n)
-    (out / "r3v_tiny.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
 
 
 # ============================================================================ one run (child)
-def run_one(variant: str, work: Path, args) -> dict:
-    """Train in this process (a child of :func:`main`) and return its figures."""
+def step_probe():
+    """A trainer callback that records each training micro-batch's (real tokens, all cells) from
+    its attention mask (a forward pre-hook) and the end time of each optimizer step; returns
+    (callback, per_batch, step_ends), the two lists filled while training."""
     import torch
     from transformers import TrainerCallback
 
-    from r3v_train.train_settings import TrainSettings
-    from r3v_train.trainer import train_sft
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = [json.loads(line) for line in (work / "data.jsonl").open(encoding="utf-8")]
     per_batch: list[tuple[int, int]] = []
     step_ends: list[float] = []
 
     class Probe(TrainerCallback):
-        """Padding per micro-batch (forward pre-hook) and the time of each optimizer step."""
-
         def on_train_begin(self, args_, state, control, model=None, **kw):
             def hook(module, a, kwargs):
                 mask = kwargs.get("attention_mask")
@@ -212,6 +177,30 @@ def run_one(variant: str, work: Path, args) -> dict:
                 torch.cuda.synchronize()
             step_ends.append(time.perf_counter())
 
+    return Probe(), per_batch, step_ends
+
+
+def steady_tokens_per_s(per_batch: list[tuple[int, int]], step_ends: list[float],
+                        accumulation: int) -> float | None:
+    """Real tokens per second after the first optimizer step (its first-call overheads left
+    out); None with fewer than two steps or when the batches do not line up with the steps."""
+    if len(step_ends) < 2 or len(per_batch) != len(step_ends) * accumulation:
+        return None
+    return sum(r for r, _ in per_batch[accumulation:]) / (step_ends[-1] - step_ends[0])
+
+
+def run_one(variant: str, work: Path, args) -> dict:
+    """Train in this process (a child of :func:`main`) and return its figures."""
+    import torch
+
+    from r3v_train.train_settings import TrainSettings
+    from r3v_train.trainer import train_sft
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = [json.loads(line) for line in (work / "data.jsonl").open(encoding="utf-8")]
+    probe, per_batch, step_ends = step_probe()
+
     settings = TrainSettings(
         max_steps=args.steps, per_device_train_batch_size=args.batch_size,
         group_by_length=(variant == "grouped"), seed=args.seed, save_strategy="no",
@@ -220,16 +209,12 @@ def run_one(variant: str, work: Path, args) -> dict:
         max_pixels=args.image_size * args.image_size if args.realistic else None)
     out = work / f"run_{variant}"
     result = train_sft(work / "model" if not args.model else args.model, rows, out, settings,
-                       progress=False, callbacks=[Probe()])
+                       progress=False, callbacks=[probe])
     m = result.metrics
     runtime = m["train_runtime_s"]
     examples = m["global_step"] * m["global_batch_size"]
     shares = [(t - r) / t for r, t in per_batch if t]
-    # steady state: everything after the first optimizer step (first-call overheads left out)
-    accum = m["gradient_accumulation_steps"]
-    steady = None
-    if len(step_ends) >= 2 and len(per_batch) == len(step_ends) * accum:
-        steady = sum(r for r, _ in per_batch[accum:]) / (step_ends[-1] - step_ends[0])
+    steady = steady_tokens_per_s(per_batch, step_ends, m["gradient_accumulation_steps"])
     return {
         "variant": variant,
         "steps": m["global_step"],
