@@ -50,19 +50,20 @@ runs it (``tests/test_bench_gpu.py``)::
         --train-steps 2 --train-batch-size 2 --out-dir /tmp/gpu           # a CPU smoke run
 
 Set-up on the GPU machine that may be lent (Python 3.12, torch 2.11, transformers 5.17, peft,
-accelerate, pyarrow, pandas, xxhash, torchvision installed; no network): trl, datasets and their
-missing pure-Python dependencies dill and multiprocess travel as wheels (together about 1.4 MiB).
-Here, in the repository root::
+accelerate, torchvision, pyarrow, pandas, xxhash installed; no network): trl and datasets and
+their pure-Python needs that are missing there, dill and multiprocess, travel as wheels, the
+versions pinned in ``constraints.txt`` (1.74 MiB together, measured). Here, in the repository
+root (``wheels/`` is git-ignored)::
 
     python -m pip download --no-deps --only-binary=:all: --python-version 3.12 \\
         --implementation cp --platform manylinux2014_x86_64 -d wheels \\
         trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19
-    echo /wheels/ >> .git/info/exclude
 
-(the versions pinned in ``constraints.txt``), then on the device, with ``wheels`` carried along:
-``bash benchmarks/gpu_run.sh``, which installs them with ``pip install --no-index --no-deps``
-when trl is missing and runs this script into ``$OUT``. vLLM cannot be measured there: its CUDA
-wheels are hundreds of MB, over the 64 MiB that can travel.
+then on the GPU machine, with ``wheels`` carried along: ``bash benchmarks/gpu_run.sh``. It
+installs the wheels (``pip install --no-index --no-deps --target``) when trl is missing, checks
+what datasets needs of the installed pyarrow (>= 24), fsspec (<= 2026.9.0) and huggingface_hub
+(>= 1.31), and runs this script with ``--budget-s 420`` into ``$OUT``. vLLM cannot be measured
+there: its CUDA wheels are hundreds of MB, over the 64 MiB that can travel.
 """
 
 from __future__ import annotations
@@ -490,7 +491,10 @@ def _parser() -> argparse.ArgumentParser:
 def check_args(args) -> None:
     from r3v_eval.engines.hf import resolve_device
 
-    args.device = resolve_device(args.device)  # a clear error when CUDA is asked for and absent
+    try:
+        args.device = resolve_device(args.device)
+    except ValueError as exc:  # CUDA asked for and absent
+        raise SystemExit(f"--device {args.device}: {exc}; on CPU use --device cpu --tiny tiny")
     if not args.tiny and not args.device.startswith("cuda"):
         raise SystemExit("real-size models (2-4B parameters, 384 decoded tokens) need "
                          "--device cuda; on CPU use --tiny tiny|small")
