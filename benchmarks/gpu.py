@@ -129,6 +129,18 @@ def device_slug(device: str, name: str, tiny: str | None) -> str:
     return f"{slug}_{tiny}" if tiny else slug
 
 
+def git_commit() -> str | None:
+    """The checked-out commit of this repository (None where there is no git history)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=False)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def synchronize(device) -> None:
     import torch
 
@@ -532,6 +544,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {
         "device": args.device, "device_name": name, "device_slug": slug,
         "python": platform.python_version(), "torch_cuda": torch.version.cuda,
+        "git_commit": git_commit(),
         "versions": installed_versions(VERSIONS_OF, missing="not installed"),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "torch_threads": torch.get_num_threads(), "vllm": VLLM_NOTE,
@@ -551,6 +564,7 @@ def main(argv: list[str] | None = None) -> dict:
           flush=True)
     bandwidth = copy_bandwidth(args.device, copy_mib * 2**20)
     results["bandwidth"] = bandwidth
+    free_memory(args.device)  # the copy's buffers leave the allocator's cache
     print(f"measured bandwidth: {bandwidth['bytes_per_s'] / 1e9:.1f} GB/s "
           f"({copy_mib} MiB copied {bandwidth['repeats']}x, read + written)", flush=True)
     save()
