@@ -58,6 +58,29 @@ def test_counting_rows_match_the_scene():
         assert r["prompt"] == s.question and f" {n} " in r["completion"]
 
 
+def test_solve_rows_are_one_step_solutions_under_the_cot_prompt():
+    from r3v_eval.prompts import COT_PREFIX
+
+    bench = shapes()
+    rows = bench.perception_examples(60, seed=4, skills={"solve": 1, "count": 1})
+    solve = [r for r in rows if r["skill"] == "solve"]
+    counts = [r for r in rows if r["skill"] == "count"]
+    assert solve and counts
+    for r in solve:
+        question, suffix = r["prompt"].split("\n")
+        assert suffix.startswith(COT_PREFIX) and "Remove" not in question and "Add" not in question
+        line, answer = re.fullmatch(r"Solution:\n1\. (There (?:is|are) (\d+) [^\n]+\.)\n\nAnswer:\n(\d+)",
+                                    r["completion"]).group(1, 3)
+        # the same sentence a count row gives, and an answer the benchmark's checker accepts
+        assert re.search(r"(\d+)", line).group(1) == answer
+    # one stream: the k-th picture of a solve row is the k-th of a counting-only stream
+    only = bench.perception_examples(60, seed=4)
+    for r, c in zip(rows, only):
+        if r["skill"] == "solve":
+            assert r["prompt"].split("\n")[0] == c["prompt"]
+            assert f"1. {c['completion']}" in r["completion"]
+
+
 def test_held_out_rows_are_not_pre_training_rows():
     bench = shapes()
     train = bench.perception_examples(400, seed=0, skills={"count": 1, "describe": 1})
@@ -67,7 +90,7 @@ def test_held_out_rows_are_not_pre_training_rows():
 
 
 def test_unknown_skill_is_an_error():
-    with pytest.raises(ValueError, match="count, describe, arith"):
+    with pytest.raises(ValueError, match="count, solve, describe, arith"):
         shapes().perception_examples(4, seed=0, skills={"read": 1.0})
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from r3v_eval.benchmarks.base import DataError, Problem, register
 from r3v_eval.benchmarks.kinds import IntegerBenchmark
+from r3v_eval.prompts import cot_prompt
 from r3v_eval.shapes_world import (  # noqa: F401  (re-exported for callers of this module)
     ShapesConfig,
     ShapesSample,
@@ -38,7 +39,7 @@ DEFAULT_SEED = 1234
 DEFAULT_SIZES = {"train": 5000, "val": 500, "test": 500}
 ONE_STEP_TEMPLATES = ("count_all", "count_color", "count_shape", "count_color_shape")
 #: what :meth:`ShapesBenchmark.perception_examples` teaches a base model (no reasoning)
-PERCEPTION_SKILLS = ("count", "describe", "arith")
+PERCEPTION_SKILLS = ("count", "solve", "describe", "arith")
 DESCRIBE_QUESTION = "How many objects of each kind are there?"
 
 
@@ -109,13 +110,17 @@ class ShapesBenchmark(IntegerBenchmark):
         return teacher_rationale(problem, style)
 
     def perception_examples(self, n: int, seed: int, skills: dict[str, float] | None = None,
-                            split: str = "val") -> list[dict[str, Any]]:
+                            split: str = "val", style: str = "qwen") -> list[dict[str, Any]]:
         """``n`` one-step rows on fresh pictures, answered in the rationales' own phrasing: what
         a base VLM comes able to do before any reasoning is trained. ``skills`` maps each of
         :data:`PERCEPTION_SKILLS` to its share of the rows (default: counting only):
 
         * ``count``: a one-step question, "How many red squares are there?" -> "There are 2
           red squares." (the four one-step templates in turn);
+        * ``solve``: the same one-step question under the chain-of-thought prompt (``style``)
+          -> its one-step solution in the paper's format ("Solution:\n1. There are 2 red
+          squares.\n\nAnswer:\n2"): the count said where rationales say it (a skill learned
+          under one wording does not carry over to another in a model this small);
         * ``describe``: :data:`DESCRIBE_QUESTION` -> the total and every colour-shape count
           ("There are 5 objects in total. There are 2 red squares. ...");
         * ``arith``: one arithmetic fact a rationale can need, "What is 5 - 2?" -> "5 - 2 = 3."
@@ -147,6 +152,10 @@ class ShapesBenchmark(IntegerBenchmark):
                     count_sentences(sample.objects, self.config))
             elif skill == "arith":
                 prompt, completion = rng.choice(facts)
+            elif skill == "solve":
+                problem = sample_to_problem(sample, world, style)
+                prompt = cot_prompt(self, problem, style)
+                completion = teacher_rationale(problem, style)
             else:
                 steps, _ = rationale_steps(sample.objects, [], sample.query)
                 prompt, completion = sample.question, steps[0]
