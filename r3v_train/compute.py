@@ -1,7 +1,9 @@
 """What a run spent on training, so methods are compared at known cost: replies generated for
 training (R3V / STaR: the offline pool; GRPO: its on-policy groups), the tokens of those replies,
-and optimizer steps (every training stage, the warm-up included). Evaluation is not counted:
-every method is evaluated the same way.
+and optimizer steps (every training stage the run trained itself: its own warm-up included, a
+warm-up shared through ``run.warmup_from`` not, as that run's own row counts it). The samples
+of a shared iteration-0 pool are counted in every run that trains on them. Evaluation is not
+counted: every method is evaluated the same way.
 
 Reply tokens are counted one way for every method: the tokenizer's tokens of the reply text,
 special tokens (end of turn) left out.

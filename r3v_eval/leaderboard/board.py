@@ -213,8 +213,10 @@ def compute_markdown(rows: Sequence[Row]) -> list[str]:
     if not lines:
         return []
     return ["## Training compute", "",
-            "Replies generated for training (offline pool or on-policy groups), their tokens, and "
-            "optimizer steps over all training stages, the warm-up included; evaluation not counted.",
+            "Replies generated for training (offline pool, the shared iteration-0 samples included, "
+            "or on-policy groups), their tokens, and the optimizer steps of the run's own training "
+            "stages (a warm-up shared through run.warmup_from is counted once, in its own row); "
+            "evaluation not counted.",
             "", "| method | benchmark | " + " | ".join(COMPUTE_COLUMNS.values()) + " |",
             "|:--|:--|" + "--:|" * len(COMPUTE_COLUMNS), *lines, ""]
 
