@@ -6,6 +6,7 @@
     r3v tiny-model --arch qwen2_vl --out DIR   build a tiny random-weight VLM offline
     r3v pretrain                               pre-train the demo's base (shipped:demo_base)
     r3v demo                                   the embedded default (no network)
+    r3v demo-report DIR [DIR ...]              the demo across seeds, its claims per seed
     r3v eval --model r3v_select --tasks ...    lmms-eval with the r3v tasks included
     r3v tasks-dir                              print the r3v task folder (for --include_path)
     r3v doctor                                 check that the plain `lmms-eval` command runs
@@ -94,10 +95,23 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from r3v_train.demo import run_demo
+    from r3v_train.demo import run_demo, run_demo_seeds
 
+    if args.seeds:
+        return run_demo_seeds(args.out, args.seeds, quick=args.quick, methods=args.methods,
+                              pretrain=args.pretrain)
     return run_demo(out_dir=args.out, seed=args.seed, quick=args.quick, methods=args.methods,
                     pretrain=args.pretrain)
+
+
+def _cmd_demo_report(args: argparse.Namespace) -> int:
+    from r3v_train.demo_claims import report
+
+    text, every = report(args.folders)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    print(text)
+    return 0 if every or not args.check else 1
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
@@ -221,8 +235,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first rebuild the shipped base (r3v pretrain; about 30 minutes on 2 cores)")
     p.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                    help="runs after the warm-up (default: star r3v control; also r3v_no_refine, "
-                        "r3v_no_select)")
+                        "r3v_no_select, grpo)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, metavar="S",
+                   help="run the demo once per seed into OUT/seed_<S>, then write OUT/seeds.md: "
+                        "mean ± sd and the demo's claims checked in every seed")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("demo-report", help="the demo's figures across seeds (mean ± sd) and its "
+                                           "claims checked seed by seed")
+    p.add_argument("folders", nargs="+", type=Path, metavar="DEMO_DIR",
+                   help="r3v demo output folders, one per seed")
+    p.add_argument("--out", type=Path, default=None, help="also write the Markdown here")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 unless every claim holds in every seed")
+    p.set_defaults(func=_cmd_demo_report)
 
     p = sub.add_parser("leaderboard", help="tables (Markdown, CSV, PNG) from lmms-eval results, "
                                            "r3v run folders (train and demo)")

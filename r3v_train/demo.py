@@ -18,6 +18,8 @@ and the output folder:
    per iteration, and R3V's select@N vs majority@N as N grows.
 
 Every stage resumes: a killed demo started again with the same command continues.
+``--seeds S1 S2 ...`` runs the whole demo once per seed and ends with the across-seed report
+of :mod:`r3v_train.demo_claims` (mean ± sd, and the demo's claims checked in every seed).
 ``recipes/demo/quick/`` holds the same runs at CI size (``--quick``).
 """
 
@@ -105,6 +107,27 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
     _log(out, t0, f"done in {(time.time() - t0) / 60:.1f} minutes (seed {seed}"
          f"{', quick' if quick else ''}): {out / 'leaderboard.md'}")
     print(board.markdown())
+    return 0
+
+
+def run_demo_seeds(out_dir: str | Path, seeds: Sequence[int], quick: bool = False,
+                   methods: Sequence[str] | None = None, pretrain: bool = False) -> int:
+    """The demo once per seed, into ``out_dir/seed_<S>``, then the across-seed report
+    (:mod:`r3v_train.demo_claims`) in ``out_dir/seeds.md``: mean ± sd with every seed's value,
+    and the demo's claims checked seed by seed."""
+    from r3v_train.demo_claims import report
+
+    out = Path(out_dir)
+    if len(set(seeds)) != len(seeds):
+        from r3v_train.config import ConfigError
+
+        raise ConfigError(f"--seeds: each seed once, got {list(seeds)}")
+    for i, seed in enumerate(seeds):
+        run_demo(out / f"seed_{seed}", seed=seed, quick=quick, methods=methods,
+                 pretrain=pretrain and i == 0)
+    text, _ = report([out / f"seed_{seed}" for seed in seeds])
+    (out / "seeds.md").write_text(text, encoding="utf-8")
+    print(text)
     return 0
 
 

@@ -40,3 +40,16 @@ def wait_for(predicate, proc, timeout: float = 240) -> bool:
             return False
         time.sleep(0.02)
     return False
+
+
+def run_folder(root: Path, name: str, method: str, benchmark: str, final: dict[str, float]) -> Path:
+    """An r3v run folder as r3v_train.loop writes it (metrics.json, config.yaml, iter_<t>/)."""
+    d = root / name
+    (d / "iter_1").mkdir(parents=True)
+    (d / "iter_1" / "eval.json").write_text(json.dumps({"iteration": 1, "n_test": 10,
+                                                        "metrics": final}))
+    (d / "config.yaml").write_text(f"run:\n  method: {method}\ndata:\n  benchmark: {benchmark}\n")
+    summary = {"method": method, "benchmark": benchmark, "n_train": 20, "n_test": 10,
+               "final": final, "history": [{"iteration": 1, "metrics": final}]}
+    (d / "metrics.json").write_text(json.dumps(summary, indent=2))
+    return d

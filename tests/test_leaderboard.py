@@ -26,6 +26,8 @@ from r3v_eval.leaderboard import (
 )
 from r3v_train.cli import main as cli_main
 
+from helpers import run_folder
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -66,19 +68,6 @@ def lmms_result(out: Path, model: str, model_args: str, scores: dict[str, dict[s
     assert not path.exists(), f"test data clash: {path}"
     path.write_text(json.dumps(data, indent=2))
     return path
-
-
-def run_folder(root: Path, name: str, method: str, benchmark: str, final: dict[str, float]) -> Path:
-    """An r3v run folder as r3v_train.loop writes it (metrics.json, config.yaml, iter_<t>/)."""
-    d = root / name
-    (d / "iter_1").mkdir(parents=True)
-    (d / "iter_1" / "eval.json").write_text(json.dumps({"iteration": 1, "n_test": 10,
-                                                        "metrics": final}))
-    (d / "config.yaml").write_text(f"run:\n  method: {method}\ndata:\n  benchmark: {benchmark}\n")
-    summary = {"method": method, "benchmark": benchmark, "n_train": 20, "n_test": 10,
-               "final": final, "history": [{"iteration": 1, "metrics": final}]}
-    (d / "metrics.json").write_text(json.dumps(summary, indent=2))
-    return d
 
 
 def table_lines(markdown: str, title_start: str) -> dict[str, list[str]]:
