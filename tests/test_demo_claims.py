@@ -88,3 +88,26 @@ def test_cli_check_exit_status_and_bad_folder(tmp_path, capsys):
         report([empty])
     assert cli_main(["demo-report", str(empty)]) == 2
     assert "no finished run" in capsys.readouterr().err
+
+
+def test_demo_seeds_runs_each_seed_into_its_folder_then_reports(tmp_path, monkeypatch, capsys):
+    import r3v_train.demo as demo
+    from r3v_train.config import ConfigError
+
+    calls = []
+
+    def fake_run_demo(out_dir, seed=0, quick=False, methods=None, pretrain=False):
+        calls.append((out_dir.name, seed, quick, methods, pretrain))
+        demo_folder(out_dir.parent, out_dir.name, r3v=32.0 + seed)
+        return 0
+
+    monkeypatch.setattr(demo, "run_demo", fake_run_demo)
+    assert cli_main(["demo", "--seeds", "3", "5", "--out", str(tmp_path), "--pretrain",
+                     "--methods", "star", "r3v", "control"]) == 0
+    # the shipped base is rebuilt once, before the first seed only
+    assert calls == [("seed_3", 3, False, ["star", "r3v", "control"], True),
+                     ("seed_5", 5, False, ["star", "r3v", "control"], False)]
+    text = (tmp_path / "seeds.md").read_text()
+    assert "seed_3, seed_5" in text and "| r3v | 36.0 ± 1.4 (35.0 / 37.0) |" in text
+    with pytest.raises(ConfigError, match="each seed once"):
+        demo.run_demo_seeds(tmp_path, [1, 1])
