@@ -68,6 +68,25 @@ def final_answer_text(reply: str) -> str | None:
     return candidate or None
 
 
+#: a reply without an answer marker is taken as the answer itself only when it looks like one:
+#: a single line of at most this many words
+MAX_BARE_ANSWER_WORDS = 12
+
+
+def answer_text_or_none(reply: str) -> str | None:
+    """:func:`final_answer_text`, except that a reply with no answer marker counts only when it
+    looks like a bare answer (one line, at most :data:`MAX_BARE_ANSWER_WORDS` words): a
+    rationale that never states its answer, or is cut off before it ("Solution:\n1"), is
+    unparseable, never read for a stray number."""
+    if not isinstance(reply, str):
+        return None
+    if not has_answer_marker(reply):
+        text = reply.strip()
+        if "\n" in text or len(text.split()) > MAX_BARE_ANSWER_WORDS:
+            return None
+    return final_answer_text(reply)
+
+
 def has_answer_marker(reply: str) -> bool:
     return bool(_MARKERS.search(reply or ""))
 

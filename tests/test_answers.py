@@ -164,3 +164,35 @@ def test_letter_of_gold_as_letter_or_text():
     assert answers.letter_of("Surplus", CHOICES) == "B"
     assert answers.letter_of("C", CHOICES) is None
     assert answers.letter_of("glut", CHOICES) is None
+
+
+# ---------------------------------------------- a reply that never states its answer
+@pytest.mark.parametrize("reply", [
+    "Solution:\n1",                                         # cut off after the step number
+    "Solution:\n1. There are 4 objects.\n2. 4 - 1 = 3",      # cut off before "Answer:"
+    "There are six cubes and I removed two of them so the rest of them left here are 4",
+])
+def test_a_rationale_without_an_answer_marker_is_unparseable(reply):
+    assert answers.answer_text_or_none(reply) is None
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("4", "4"), ("There are 4 objects", "There are 4 objects"),
+    ("Solution:\n1. Count.\n\nAnswer:\n4", "4"), ("The answer is 4.", "4"),
+])
+def test_a_bare_answer_or_a_marked_one_is_read(reply, expected):
+    assert answers.answer_text_or_none(reply) == expected
+
+
+@pytest.mark.parametrize("name", ["shapes", "clevr_math", "chartqa", "tabmwp"])
+def test_no_benchmark_credits_a_cut_off_rationale(name):
+    """A reply cut after "Solution:\\n1" once scored right on every question whose gold is 1."""
+    from r3v_eval.benchmarks import get_benchmark
+    from r3v_eval.benchmarks.base import Problem
+
+    bench = get_benchmark(name)
+    problem = Problem(id="p", question="How many?", answer="1", benchmark=name)
+    for reply in ("Solution:\n1", "Solution:\n1. 3 - 2 = 1"):
+        assert not bench.score(reply, problem).correct
+        assert bench.extract(reply, problem) is None
+    assert bench.score("Solution:\n1. 3 - 2 = 1.\n\nAnswer:\n1", problem).correct

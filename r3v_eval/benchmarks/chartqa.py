@@ -18,25 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from r3v_eval import answers
 from r3v_eval.benchmarks.base import DataError, Problem, register, required_text
 from r3v_eval.benchmarks.images import open_image
 from r3v_eval.benchmarks.kinds import RelaxedBenchmark
 
-# A reply without "Answer:" (or the like) is taken as the answer itself only when it looks like
-# one: a single line of at most this many words. A bare rationale is unparseable.
-MAX_BARE_ANSWER_WORDS = 12
-
 _SOURCES = {0: "human", 1: "machine", "human": "human", "machine": "machine",
             "augmented": "machine"}
-
-
-def bare_reply_is_not_an_answer(reply: str) -> bool:
-    """True when ``reply`` has no answer marker and is too long to be a bare answer."""
-    if not isinstance(reply, str) or answers.has_answer_marker(reply):
-        return False
-    text = reply.strip()
-    return "\n" in text or len(text.split()) > MAX_BARE_ANSWER_WORDS
 
 
 def question_source(row: dict[str, Any]) -> str | None:
@@ -92,8 +79,3 @@ class ChartQA(RelaxedBenchmark):
             meta=meta,
         )
 
-    # ---------------------------------------------------------------- scoring
-    def extract(self, reply: str, problem: Problem) -> str | None:
-        if bare_reply_is_not_an_answer(reply):
-            return None
-        return super().extract(reply, problem)

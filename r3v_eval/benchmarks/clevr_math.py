@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from r3v_eval import answers
 from r3v_eval.benchmarks import hub
 from r3v_eval.benchmarks.base import DataError, Problem, register, required_text
 from r3v_eval.benchmarks.images import open_image
@@ -56,8 +55,6 @@ def describe(source: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-# see chartqa.MAX_BARE_ANSWER_WORDS: a reply without an answer marker must look like an answer
-MAX_BARE_ANSWER_WORDS = 12
 
 
 @register
@@ -134,12 +131,3 @@ class ClevrMath(IntegerBenchmark):
         self.finish_load(report)
         return problems
 
-    # ---------------------------------------------------------------- scoring
-    def extract(self, reply: str, problem: Problem) -> str | None:
-        if not isinstance(reply, str):
-            return None
-        if not answers.has_answer_marker(reply):
-            text = reply.strip()
-            if "\n" in text or len(text.split()) > MAX_BARE_ANSWER_WORDS:
-                return None  # a rationale that never states its answer
-        return super().extract(reply, problem)

@@ -18,7 +18,7 @@ class IntegerBenchmark(Benchmark):
     """Integer answers (CLEVR-Math, shapes): the candidate must read as one whole number."""
 
     def extract(self, reply: str, problem: Problem) -> str | None:
-        value = answers.parse_number(answers.final_answer_text(reply), problem.unit)
+        value = answers.parse_number(answers.answer_text_or_none(reply), problem.unit)
         if value is None or value != int(value):
             return None
         return str(int(value))
@@ -34,7 +34,7 @@ class RelaxedBenchmark(Benchmark):
     tolerance = 0.05
 
     def extract(self, reply: str, problem: Problem) -> str | None:
-        text = answers.final_answer_text(reply)
+        text = answers.answer_text_or_none(reply)
         if text is None:
             return None
         if answers.is_number(problem.answer):

@@ -59,8 +59,6 @@ SELECT_INSTRUCTION = (
     "Which prediction has the right OCR, reasoning and calculations? Give the final answer."
 )
 
-# see chartqa.MAX_BARE_ANSWER_WORDS: a reply without an answer marker must look like an answer
-MAX_BARE_ANSWER_WORDS = 12
 
 PROMPTPG_REPO = "https://github.com/lupantech/PromptPG"
 _PROMPTPG_SPLITS = {"validation": "dev", "val": "dev"}
@@ -106,20 +104,6 @@ def _latex_fractions(text: str) -> str:
     """``\\frac{16}{95}`` (or ``$\\frac{16}{95}$``) -> ``16/95``, as PromptPG does."""
     text = _FRAC.sub(r"\1/\2", text)
     return re.sub(r"\$(\s*[-+−]?[\d.,]+/[\d.,]+\s*)\$", r"\1", text)
-
-
-def _candidate(reply: str) -> str | None:
-    """The candidate final answer of a reply (None when there is none)."""
-    if not isinstance(reply, str):
-        return None
-    text = answers.final_answer_text(reply)
-    if text is None:
-        return None
-    if not answers.has_answer_marker(reply) and (
-        "\n" in text or len(text.split()) > MAX_BARE_ANSWER_WORDS
-    ):
-        return None  # a rationale that never states its answer
-    return text
 
 
 def _clean_choices(value: Any, where: str) -> list[str] | None:
@@ -270,7 +254,7 @@ class TabMWP(Benchmark):
     # ---------------------------------------------------------------- scoring
     def extract(self, reply: str, problem: Problem) -> str | None:
         """A letter for multiple choice; a canonical number or a normalised text otherwise."""
-        text = _candidate(reply)
+        text = answers.answer_text_or_none(reply)
         if text is None:
             return None
         text = _latex_fractions(text)
