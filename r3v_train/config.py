@@ -58,7 +58,7 @@ class ModelConfig:
         "help": "passes over the perception pre-training examples"})
     perception_skills: dict[str, float] | None = field(default=None, metadata={
         "help": "share of each perception skill in the pre-training rows, e.g. {count: 0.55, "
-                "describe: 0.2, arith: 0.25} (shapes: count | describe | arith); None = count only"})
+                "describe: 0.2, arith: 0.25} (shapes: count | solve | describe | arith); None = count only"})
 
     def __post_init__(self) -> None:
         if self.perception_examples < 0:

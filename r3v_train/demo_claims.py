@@ -13,13 +13,13 @@ they are the figures the per-seed leaderboards show.
 
 from __future__ import annotations
 
-import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from r3v_eval.errors import R3VError
+from r3v_eval.metric_names import parse_at
 
 #: the figures of the across-seed table, per method
 FIGURES = ("greedy", "majority@3", "select@3", "pass@3")
@@ -61,8 +61,8 @@ def _diff(seed: Seed, a: tuple[str, str], b: tuple[str, str], bar: float = 0.0,
 
 def _rising(seed: Seed, run: str, family: str) -> float | None:
     """The smallest step of ``family@N`` as N grows (> 0: rising at every step)."""
-    at = sorted((int(m.split("@")[1]), v) for m, v in seed.get(run, {}).items()
-                if re.fullmatch(rf"{family}@\d+", m))
+    at = sorted((parsed[1], v) for m, v in seed.get(run, {}).items()
+                if (parsed := parse_at(m)) and parsed[0] == family)
     if len(at) < 2:
         return None
     return round(min(b[1] - a[1] for a, b in zip(at, at[1:])), 6) - 1e-9
@@ -131,9 +131,7 @@ def report(folders: Sequence[str | Path]) -> tuple[str, bool]:
             values = [s.get(run, {}).get(figure) for s in seeds]
             cells.append(_mean_sd(values) if all(v is not None for v in values) else "–")
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
-    sweep = sorted({m for s in seeds for m in s.get("r3v", {})
-                    if re.fullmatch(r"(select|majority|pass)@\d+", m)},
-                   key=lambda m: (m.split("@")[0], int(m.split("@")[1])))
+    sweep = sorted({m for s in seeds for m in s.get("r3v", {}) if parse_at(m)}, key=parse_at)
     if sweep:
         lines += ["", "R3V's final model as N grows (mean ± sd, per seed):", "",
                   "| figure | value |", "|:--|--:|"]

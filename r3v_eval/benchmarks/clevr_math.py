@@ -55,8 +55,6 @@ def describe(source: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-
-
 @register
 class ClevrMath(IntegerBenchmark):
     """Counting after arithmetic on CLEVR scenes; integer answers 0-10."""
@@ -130,4 +128,3 @@ class ClevrMath(IntegerBenchmark):
         problems = self.problems_from_rows(ds, limit, report)
         self.finish_load(report)
         return problems
-

@@ -59,7 +59,6 @@ SELECT_INSTRUCTION = (
     "Which prediction has the right OCR, reasoning and calculations? Give the final answer."
 )
 
-
 PROMPTPG_REPO = "https://github.com/lupantech/PromptPG"
 _PROMPTPG_SPLITS = {"validation": "dev", "val": "dev"}
 _FRAC = re.compile(r"\\[dt]?frac\{\s*([-+−]?[\d.,]+)\s*\}\{\s*([-+−]?[\d.,]+)\s*\}")

@@ -315,7 +315,7 @@ def at_common_n(rows: Sequence[Row], metric: str) -> str:
 
 
 def _note_n(table: Table, rows: Sequence[Row], family: str) -> None:
-    if family not in ("majority", "select", "pass"):
+    if family not in SAMPLED_FAMILIES:
         return
     if "@" in table.metric:  # one N for every row
         table.notes.append(f"N = {table.metric.split('@')[1]} samples per question.")
