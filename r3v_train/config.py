@@ -96,6 +96,15 @@ class DataConfig:
         "help": "each teacher rationale appears this many times in the warm-up data"})
     warmup_qa: bool = field(default=True, metadata={
         "help": "iteration 0 trains direct-answer QA pairs for the whole train split"})
+    warmup_perception: int = field(default=0, metadata={
+        "help": "replay this many of the base's perception pre-training rows (fresh pictures "
+                "of the val stream, never a train or test problem) in the warm-up data, hence "
+                "in every iteration's training set and the control's: without them a tiny base "
+                "forgets how to count while it learns the rationale format (benchmarks with "
+                "perception questions, e.g. shapes)"})
+    warmup_perception_skills: dict[str, float] | None = field(default=None, metadata={
+        "help": "share of each perception skill in the replayed rows, e.g. {solve: 0.5, count: "
+                "0.3, arith: 0.2} (default: the benchmark's)"})
     options: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "keyword arguments of the benchmark (generated benchmarks: e.g. shapes takes "
                 "seed, sizes and world); set one with --set data.options.seed=3"})
@@ -113,6 +122,8 @@ class DataConfig:
                 raise ConfigError(f"data.{key}: must be >= 1, got {v}")
         if self.teacher_repeats < 1:
             raise ConfigError(f"data.teacher_repeats: must be >= 1, got {self.teacher_repeats}")
+        if self.warmup_perception < 0:
+            raise ConfigError(f"data.warmup_perception: must be >= 0, got {self.warmup_perception}")
         if self.options:
             try:
                 get_benchmark(self.benchmark, self.options)

@@ -468,6 +468,14 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         warm = build_warmup(bench, problems, teacher, qa=cfg.data.warmup_qa and method != "distill",
                             prompt_style=cfg.model.prompt_style,
                             teacher_repeats=cfg.data.teacher_repeats)
+        if cfg.data.warmup_perception:
+            from r3v_train.pretrain import perception_replay
+
+            replay, pictures = perception_replay(
+                bench, cfg.data.warmup_perception, getattr(bench, "seed", cfg.run.seed),
+                cfg.data.warmup_perception_skills or cfg.model.perception_skills)
+            warm.extend(replay)
+            problems.update(pictures)
         if warm.skipped:
             run_dir.log(f"warm-up data skipped: {dict(warm.skipped)}")
         if shared is not None:

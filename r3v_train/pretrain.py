@@ -32,7 +32,8 @@ from r3v_eval.provenance import write_atomic
 from r3v_train.config import ConfigError, R3VConfig
 
 if TYPE_CHECKING:
-    from r3v_eval.benchmarks import Benchmark
+    from r3v_eval.benchmarks import Benchmark, Problem
+    from r3v_train.reflect import BuildResult
     from r3v_train.train_settings import TrainSettings
 
 #: the folder of the models the project ships (``shipped:<name>``)
@@ -51,6 +52,24 @@ def perception_rows(bench: Benchmark, n: int, seed: int, skills: dict[str, float
         raise ConfigError(f"benchmark {bench.name!r} has no perception questions to pre-train "
                           "on (the synthetic shapes benchmark has)")
     return make(n, seed, skills=skills, split=split)
+
+
+def perception_replay(bench: Benchmark, n: int, seed: int,
+                      skills: dict[str, float] | None = None) -> tuple[BuildResult, dict[str, Problem]]:
+    """``n`` perception rows as warm-up examples of kind ``perception`` (``data.warmup_perception``),
+    with the problems that hold their pictures (ids ``perception-00000`` ...): the base's own
+    pre-training skills, replayed so that fine-tuning on rationales does not erase them."""
+    from r3v_eval.benchmarks.base import Problem
+    from r3v_train.reflect import BuildResult, Example
+
+    result, problems = BuildResult(), {}
+    for i, row in enumerate(perception_rows(bench, n, seed, skills)):
+        pid = f"perception-{i:05d}"
+        problems[pid] = Problem(id=pid, question=row["prompt"], answer=row["completion"],
+                                benchmark=bench.name, image=row["image"],
+                                meta={"skill": row["skill"], "template": row["template"]})
+        result.examples.append(Example("perception", pid, row["prompt"], row["completion"]))
+    return result, problems
 
 
 def pretrain_perception(init_model: str | Path, out_dir: str | Path, bench: Benchmark,

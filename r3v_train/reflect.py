@@ -64,7 +64,7 @@ from r3v_eval import prompts
 from r3v_eval.benchmarks.base import Benchmark, DataError, Problem, iter_jsonl_objects
 from r3v_train.pool import Sample, SamplePool, group_by_question
 
-KINDS = ("qa", "teacher", "sft", "refine", "select", "dpo")
+KINDS = ("qa", "teacher", "perception", "sft", "refine", "select", "dpo")
 #: tasks switched on per training method (the ablations are just configs)
 METHOD_TASKS: dict[str, tuple[str, ...]] = {
     "r3v": ("sft", "refine", "select"),

@@ -94,6 +94,32 @@ def test_unknown_skill_is_an_error():
         shapes().perception_examples(4, seed=0, skills={"read": 1.0})
 
 
+def test_replayed_perception_rows_are_warmup_examples_with_their_own_pictures():
+    from r3v_train.pretrain import perception_replay
+    from r3v_train.reflect import load_images
+
+    bench = shapes()
+    replay, pictures = perception_replay(bench, 40, seed=7, skills={"solve": 1, "arith": 1})
+    assert replay.counts["perception"] == 40 and len(pictures) == 40
+    rows = bench.perception_examples(40, seed=7, skills={"solve": 1, "arith": 1})
+    images = load_images(replay.examples, pictures)
+    for ex, row, img in zip(replay.examples, rows, images):
+        assert (ex.prompt, ex.completion) == (row["prompt"], row["completion"])
+        assert img.tobytes() == row["image"].tobytes()
+    # never a train or test problem of that world (nor one of their ids)
+    problems = bench.load("train") + bench.load("test")
+    assert not set(pictures) & {p.id for p in problems}
+    seen = {(p.question, p.load_image().tobytes()) for p in problems}
+    solve = [(ex.prompt.split("\n")[0], img.tobytes())
+             for ex, img in zip(replay.examples, images) if ex.prompt.startswith("How many")]
+    assert solve and not set(solve) & seen
+
+
+def test_a_negative_replay_size_is_a_config_error():
+    with pytest.raises(ConfigError, match="data.warmup_perception"):
+        load_recipe(RECIPES / "warmup.yaml", ["data.warmup_perception=-1"])
+
+
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     """``r3v pretrain`` on the demo recipe, shrunk to a tiny model and 48 rows."""
