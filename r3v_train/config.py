@@ -92,6 +92,9 @@ class DataConfig:
         "help": "keep teacher rationales only for questions of at most this many reasoning steps "
                 "(benchmarks whose problems count their steps, e.g. shapes): the teacher then "
                 "covers some step patterns only and self-training must find the rest"})
+    teacher_templates: list[str] | None = field(default=None, metadata={
+        "help": "keep teacher rationales only for questions of these templates (benchmarks whose "
+                "problems name a template, e.g. shapes; applied with teacher_max_steps)"})
     teacher_repeats: int = field(default=1, metadata={
         "help": "each teacher rationale appears this many times in the warm-up data"})
     warmup_qa: bool = field(default=True, metadata={
@@ -122,6 +125,9 @@ class DataConfig:
                 raise ConfigError(f"data.{key}: must be >= 1, got {v}")
         if self.teacher_repeats < 1:
             raise ConfigError(f"data.teacher_repeats: must be >= 1, got {self.teacher_repeats}")
+        if self.teacher_templates is not None and not self.teacher_templates:
+            raise ConfigError("data.teacher_templates: an empty list keeps no teacher rationale; "
+                              "leave it out (null) to keep every template")
         if self.warmup_perception < 0:
             raise ConfigError(f"data.warmup_perception: must be >= 0, got {self.warmup_perception}")
         if self.options:

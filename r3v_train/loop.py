@@ -388,8 +388,19 @@ def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem]) -> dict[str, st
         teacher = load_teacher_rationales(spec)
     per_template: dict[str, int] = {}
     keep = []
+    wanted = cfg.data.teacher_templates
+    if wanted is not None:
+        if any("template" not in (p.meta or {}) for p in train):
+            raise ConfigError(f"data.teacher_templates: problems of {cfg.data.benchmark!r} name no "
+                              "question template (meta 'template')")
+        unknown = sorted(set(wanted) - {p.meta["template"] for p in train})
+        if unknown:
+            raise ConfigError(f"data.teacher_templates: no train problem has template(s) "
+                              f"{', '.join(unknown)}")
     for p in train:
         if p.id not in teacher:
+            continue
+        if wanted is not None and p.meta["template"] not in wanted:
             continue
         if cfg.data.teacher_max_steps is not None:
             if "steps" not in (p.meta or {}):

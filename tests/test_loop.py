@@ -406,6 +406,22 @@ def test_teacher_selection_keys():
     assert warm.counts["teacher"] == 3 * len(teacher)
 
 
+def test_teacher_templates_keep_the_named_question_types_only():
+    from r3v_eval.benchmarks import get_benchmark
+
+    train = get_benchmark("shapes").load("train", limit=200)
+    names = ["count_all", "remove_then_add"]
+    cfg = load_recipe(RECIPE, ["data.teacher_limit=null", "data.teacher_max_steps=3",
+                               f"data.teacher_templates={names}"])
+    teacher = loop.teacher_rationales(cfg, train)
+    assert {p.meta["template"] for p in train if p.id in teacher} == set(names)
+    assert len(teacher) == sum(p.meta["template"] in names for p in train)
+    with pytest.raises(ConfigError, match="no train problem has template.*count_al\\b"):
+        loop.teacher_rationales(load_recipe(RECIPE, ["data.teacher_templates=[count_al]"]), train)
+    with pytest.raises(ConfigError, match="data.teacher_templates: an empty list"):
+        load_recipe(RECIPE, ["data.teacher_templates=[]"])
+
+
 def test_distill_trains_teacher_rationales_only(tmp_path, base_model, scripted):
     cfg = _cfg(tmp_path, base_model, "distill")
     summary = loop.run(cfg)

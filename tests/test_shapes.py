@@ -164,7 +164,7 @@ def _check_rationale(p, bench):
             assert c == (a - b if op == "-" else a + b), step
             running = c
         else:
-            assert "does not change" in step, step
+            assert re.search(r": no .+ are (removed|added), there", step), step
         done_ops += 1
         partial = apply_ops(meta["objects"], meta["ops"][:done_ops])
         assert running == count(partial, q["color"], q["shape"])
@@ -195,7 +195,7 @@ def test_rationale_example_and_styles(bench):
                       "query": {"color": None, "shape": None}})
     assert teacher_rationale(p) == (
         "Solution:\n1. There are 9 objects in total.\n2. There are 2 red squares.\n"
-        "3. Removing all red squares leaves 9 - 2 = 7 objects.\n\nAnswer:\n7")
+        "3. Remove all red squares: there are 9 - 2 = 7 objects left.\n\nAnswer:\n7")
     llava = teacher_rationale(p, style="llava")
     assert llava.startswith("1. There are 9") and "Solution" not in llava
     assert bench.score(llava, p).correct
@@ -315,3 +315,16 @@ def test_scoring_awkward_replies(bench, reply, correct):
     assert score.correct is correct
     if correct:
         assert score.extracted == "7"
+
+
+def test_rationale_words_are_whole_tokens_of_the_demo_base(test_problems):
+    """Words the tiny tokenizer splits into letters ("Removing" -> Re m o v ing) came out
+    misspelt in a third of a warm-up's replies that used them; the rationales avoid them."""
+    from transformers import AutoTokenizer
+
+    from r3v_train.pretrain import DEMO_BASE
+
+    tok = AutoTokenizer.from_pretrained(DEMO_BASE)
+    words = {w for p in test_problems for w in re.findall(r"[A-Za-z]+", p.meta["rationale"])}
+    split = sorted(w for w in words if len(tok.tokenize(" " + w)) != 1)
+    assert words and not split, split
