@@ -73,9 +73,14 @@ def select_prompt(bench: "Benchmark", problem: "Problem", candidates: Sequence[s
     return "".join(parts)
 
 
+def answer_line(answer: str) -> str:
+    """How a solution in the paper's format states its answer: "Answer:\n7"."""
+    return f"Answer:\n{answer}"
+
+
 def format_rationale(steps: Sequence[str], answer: str, style: str = "qwen") -> str:
     """A solution in the paper's format: numbered steps, a blank line, then "Answer:"."""
     check_style(style)
     body = "\n".join(f"{i}. {s.strip()}" for i, s in enumerate(steps, 1))
     head = "" if style == "llava" else "Solution:\n"
-    return f"{head}{body}\n\nAnswer:\n{answer}"
+    return f"{head}{body}\n\n{answer_line(answer)}"

@@ -393,10 +393,12 @@ def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem]) -> dict[str, st
         if any("template" not in (p.meta or {}) for p in train):
             raise ConfigError(f"data.teacher_templates: problems of {cfg.data.benchmark!r} name no "
                               "question template (meta 'template')")
-        unknown = sorted(set(wanted) - {p.meta["template"] for p in train})
+        bench = get_benchmark(cfg.data.benchmark, cfg.data.options)
+        known = {p.meta["template"] for p in train} | set(getattr(bench, "question_templates", ()))
+        unknown = sorted(set(wanted) - known)
         if unknown:
-            raise ConfigError(f"data.teacher_templates: no train problem has template(s) "
-                              f"{', '.join(unknown)}")
+            raise ConfigError(f"data.teacher_templates: unknown template(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
     for p in train:
         if p.id not in teacher:
             continue

@@ -73,6 +73,8 @@ METHOD_TASKS: dict[str, tuple[str, ...]] = {
     "star": ("sft",),
 }
 MAX_REPORTED_IDS = 10
+#: what a select item's target says: the bare answer, or the answer line of a rationale
+SELECT_TARGETS = ("answer", "answer_line")
 _ANSWER_LINE = re.compile(r"Answer:")
 
 
@@ -93,6 +95,10 @@ class ReflectConfig:
         filter_negative_inputs: apply the filter to refine inputs and DPO rejections too
             (targets and select candidates are always filtered).
         distinct_rationales: treat replies with identical text as one (off in the paper).
+        select_target: ``"answer"``, the bare gold answer (the paper's), or ``"answer_line"``,
+            the gold answer as a rationale ends it ("Answer:\n7"): one answer format for every
+            task, for a model too small to keep two apart (a tiny one trained on bare select
+            targets ended its chain-of-thought replies with a bare number).
         prompt_style: the prompt style of the samples and of every prompt built.
         seed: seeds the candidate shuffles.
     """
@@ -110,6 +116,7 @@ class ReflectConfig:
     drop_answer_first: bool = True
     filter_negative_inputs: bool = True
     distinct_rationales: bool = False
+    select_target: str = "answer"
     prompt_style: str = "qwen"
     seed: int = 0
 
@@ -129,6 +136,9 @@ class ReflectConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"reflect.{name} must be >= 1 (switch the task off instead), "
                                  f"got {getattr(self, name)}")
+        if self.select_target not in SELECT_TARGETS:
+            raise ValueError(f"reflect.select_target must be one of {', '.join(SELECT_TARGETS)}, "
+                             f"got {self.select_target!r}")
         if self.n_candidates < 1:
             raise ValueError(f"reflect.n_candidates must be >= 1, got {self.n_candidates}")
         if self.min_rationale_chars < 0:
@@ -458,6 +468,8 @@ def _add_select(bench: Benchmark, problem: Problem, pos: list[Sample], neg: list
     if not _gold_ok(bench, problem, target):
         result.skip("gold_not_scorable", problem.id)
         return
+    if config.select_target == "answer_line":
+        target = prompts.answer_line(target)
     for mix, j in plans:
         p, q = mix
         chosen = pos[j:j + p] + neg[j:j + q]

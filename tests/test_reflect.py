@@ -170,6 +170,19 @@ def test_select_target_is_the_gold_letter_for_multiple_choice():
     assert sel.prompt.endswith(bench.select_instruction)
 
 
+def test_select_target_can_be_the_answer_line_of_a_rationale():
+    samples = _samples("q", 2, 1)
+    bare = of(build_examples(BENCH, [P("q")], samples), "select")
+    line = of(build_examples(BENCH, [P("q")], samples, ReflectConfig(select_target="answer_line")),
+              "select")
+    assert [e.completion for e in bare] == ["4"]
+    assert [e.completion for e in line] == ["Answer:\n4"]
+    assert [e.prompt for e in line] == [e.prompt for e in bare]
+    assert BENCH.score(line[0].completion, P("q")).correct  # the reply scores as the gold
+    with pytest.raises(ValueError, match="select_target must be one of answer, answer_line"):
+        ReflectConfig(select_target="letter")
+
+
 def test_gold_that_does_not_score_is_counted_not_trained_on():
     bad = P("bad", answer="4.5")  # an integer benchmark cannot score "4.5" as correct
     res = build_examples(BENCH, [bad], _samples("bad", 2, 1))
@@ -379,7 +392,8 @@ def test_counts_combine_shuffle_and_images():
     samples = [s for p in probs for s in _samples(p.id, 2, 2)]
     built = build_examples(BENCH, probs, samples)
     warm = build_warmup(BENCH, probs)
-    assert built.counts == {"qa": 0, "teacher": 0, "sft": 6, "refine": 6, "select": 12, "dpo": 0}
+    assert built.counts == {"qa": 0, "teacher": 0, "perception": 0, "sft": 6, "refine": 6,
+                            "select": 12, "dpo": 0}
     assert set(built.counts) == set(KINDS)
     allres = combine(warm, built)
     assert allres.counts["qa"] == 6 and len(allres.examples) == 30

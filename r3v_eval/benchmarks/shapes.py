@@ -85,6 +85,11 @@ class ShapesBenchmark(IntegerBenchmark):
                              f"{', '.join(DEFAULT_SIZES)}")
         self.sizes = {**DEFAULT_SIZES, **(sizes or {})}
 
+    @property
+    def question_templates(self) -> list[str]:
+        """The question templates this world draws from (``data.teacher_templates`` names them)."""
+        return self.config.active_templates()
+
     def load(self, split: str | None = None, source: str | Path | None = None,
              limit: int | None = None) -> list[Problem]:
         """From ``source`` (canonical local files) when given, else generated in memory."""
