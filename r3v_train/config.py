@@ -107,7 +107,8 @@ class DataConfig:
                 "perception questions, e.g. shapes)"})
     warmup_perception_skills: dict[str, float] | None = field(default=None, metadata={
         "help": "share of each perception skill in the replayed rows, e.g. {solve: 0.5, count: "
-                "0.3, arith: 0.2} (default: the benchmark's)"})
+                "0.3, arith: 0.2} (default: model.perception_skills, else the benchmark's: "
+                "counting only for shapes)"})
     options: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "keyword arguments of the benchmark (generated benchmarks: e.g. shapes takes "
                 "seed, sizes and world); set one with --set data.options.seed=3"})

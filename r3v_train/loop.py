@@ -373,9 +373,12 @@ def resolve_pretrained(run: RunDir, bench: Benchmark, shared: Path | None) -> st
     return str(target)
 
 
-def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem]) -> dict[str, str]:
+def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
+                       bench: Benchmark | None = None) -> dict[str, str]:
     """The teacher rationales of the warm-up, in train order: ``data.teacher_rationales``
-    narrowed by ``teacher_max_steps``, ``teacher_per_template`` and ``teacher_limit``."""
+    narrowed by ``teacher_templates``, ``teacher_max_steps``, ``teacher_per_template`` and
+    ``teacher_limit``. ``bench``: the run's benchmark (built from ``cfg`` when not given), whose
+    ``question_templates`` also count as known names."""
     spec = cfg.data.teacher_rationales
     if not spec:
         return {}
@@ -393,7 +396,7 @@ def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem]) -> dict[str, st
         if any("template" not in (p.meta or {}) for p in train):
             raise ConfigError(f"data.teacher_templates: problems of {cfg.data.benchmark!r} name no "
                               "question template (meta 'template')")
-        bench = get_benchmark(cfg.data.benchmark, cfg.data.options)
+        bench = bench or get_benchmark(cfg.data.benchmark, cfg.data.options)
         known = {p.meta["template"] for p in train} | set(getattr(bench, "question_templates", ()))
         unknown = sorted(set(wanted) - known)
         if unknown:
@@ -444,7 +447,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
     test = bench.load(cfg.data.test_split or bench.test_split, cfg.data.source,
                       cfg.data.test_limit)
     problems = problems_by_id(train)
-    teacher = teacher_rationales(cfg, train)
+    teacher = teacher_rationales(cfg, train, bench)
     if method == "distill" and not teacher:
         raise ConfigError("run.method=distill needs data.teacher_rationales")
     run_dir.log(f"run {cfg.run.out_dir}: method {method}, {len(train)} train / {len(test)} test "
