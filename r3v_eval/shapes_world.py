@@ -369,8 +369,8 @@ def rationale_steps(objects: Sequence[Mapping[str, Any]], ops: Sequence[Mapping[
     for each operation that changes it the count it touches (a removal) and the fact it
     implies; an operation that cannot change the queried count (removing or adding objects of
     another colour or shape) writes no line. Narrated steps ("Remove all red squares: there
-    are 9 - 2 = 7 objects left.") were hybrids the 4-layer demo model mixed up: in the
-    warm-up's wrong two-step replies, 3 in 4 first went wrong on a line's words, not its
+    are 9 - 2 = 7 objects left.") were hybrids the 4-layer demo model mixed up: half of a
+    warm-up's wrong two-step replies first went wrong on a count line's words, not its
     numbers ("There are 2 red circles: there are 3 + 2 = 3 objects.")."""
     qc, qs = query.get("color"), query.get("shape")
     cur = [dict(o) for o in objects]
