@@ -33,6 +33,7 @@ import io
 import json
 import math
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -398,6 +399,53 @@ def rationale_steps(objects: Sequence[Mapping[str, Any]], ops: Sequence[Mapping[
                 total += n
             cur += [{"color": oc, "shape": os_, "row": 0, "col": 0} for _ in range(n)]
     return steps, total
+
+
+_COUNT_LINE = re.compile(r"(?:There|Now there) (?:is|are) (\d+) [a-z]+(?: [a-z]+)*\.")
+_FACT_LINE = re.compile(r"(\d+) ([-+]) (\d+) = (\d+)\.")
+
+
+def steps_consistent(reply: str, question: str) -> bool:
+    """Whether a reply is a chain of this world's rationale lines that holds together: numbered
+    counts and facts only; every fact true, starting from the running value (the first count,
+    then the last fact's result); a subtraction takes the count stated just before it; an
+    addition adds a number the question adds ("Add 2 ..."); the answer line states the last
+    value. It reads the reply only, never the picture: a wrong count that is carried through
+    correctly passes, "5 + 2 = 6." or "2 - 2 = 1." or an answer the chain did not reach does
+    not."""
+    text = reply.strip()
+    if text.startswith("Solution:\n"):
+        text = text[len("Solution:\n"):]
+    body, sep, answer = text.partition("\n\nAnswer:\n")
+    if not sep:
+        return False
+    steps = []
+    for i, line in enumerate(body.split("\n"), 1):
+        head = f"{i}. "
+        if not line.startswith(head):
+            return False
+        steps.append(line[len(head):])
+    first = _COUNT_LINE.fullmatch(steps[0])
+    if not first:
+        return False
+    running, last_count = int(first.group(1)), None
+    for step in steps[1:]:
+        counted = _COUNT_LINE.fullmatch(step)
+        if counted:
+            last_count = int(counted.group(1))
+            continue
+        fact = _FACT_LINE.fullmatch(step)
+        if not fact:
+            return False
+        a, op, b, c = int(fact.group(1)), fact.group(2), int(fact.group(3)), int(fact.group(4))
+        if a != running:
+            return False
+        if op == "-" and (b != last_count or c != a - b):
+            return False
+        if op == "+" and (c != a + b or not re.search(rf"\b[Aa]dd {b} ", question)):
+            return False
+        running, last_count = c, None
+    return answer.strip() == str(running)
 
 
 def rationale_from_meta(meta: Mapping[str, Any], style: str = "qwen") -> str:

@@ -30,6 +30,13 @@ and never a select candidate. Like the Qwen2-VL code, it also keeps such replies
 refine inputs and DPO rejections unless ``filter_negative_inputs=False``. The rules run on
 what the filter leaves: a question whose only positive is filtered out has no SFT item.
 
+Consistent positives (:attr:`ReflectConfig.consistent_positives`, off in the paper): a reply
+with the right answer is a positive only when its chain of thought also holds together by the
+benchmark's own step check (:meth:`~r3v_eval.benchmarks.base.Benchmark.steps_consistent`:
+for ``shapes``, every fact true and carried from line to line, the answer the chain's last
+value). A right answer reached by a broken chain ("2 - 2 = 1.", then "Answer: 1") is counted
+(``inconsistent_positive``) and never used: not a target, not a candidate, not a refine input.
+
 Warm-up (iteration 0, :func:`build_warmup`): one direct-answer QA pair per training problem
 (prompt :func:`r3v_eval.prompts.direct_prompt`, target the gold answer) plus teacher-written
 rationales (prompt: the CoT prompt).
@@ -95,6 +102,9 @@ class ReflectConfig:
         filter_negative_inputs: apply the filter to refine inputs and DPO rejections too
             (targets and select candidates are always filtered).
         distinct_rationales: treat replies with identical text as one (off in the paper).
+        consistent_positives: a positive must also pass the benchmark's step check (a
+            benchmark without one is an error); off in the paper, whose positives are the
+            right answers.
         select_target: ``"answer"``, the bare gold answer (the paper's), or ``"answer_line"``,
             the gold answer as a rationale ends it ("Answer:\n7"): one answer format for every
             task, for a model too small to keep two apart (a tiny one trained on bare select
@@ -116,6 +126,7 @@ class ReflectConfig:
     drop_answer_first: bool = True
     filter_negative_inputs: bool = True
     distinct_rationales: bool = False
+    consistent_positives: bool = False
     select_target: str = "answer"
     prompt_style: str = "qwen"
     seed: int = 0
@@ -123,7 +134,7 @@ class ReflectConfig:
     def __post_init__(self) -> None:
         self.select_mixes = tuple(tuple(m) for m in self.select_mixes)  # YAML gives lists
         for name in ("sft", "refine", "select", "drop_answer_first", "filter_negative_inputs",
-                     "distinct_rationales"):
+                     "distinct_rationales", "consistent_positives"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"reflect.{name} must be true or false, got "
                                  f"{getattr(self, name)!r}")
@@ -371,16 +382,30 @@ class _Split:
     neg_candidates: list[Sample]  # pass the filter: select candidates
     neg_inputs: list[Sample]  # refine inputs / DPO rejections
     dropped_positives: int
+    inconsistent_positives: int = 0
 
 
-def _split(samples: Sequence[Sample], config: ReflectConfig) -> _Split:
+def _split(samples: Sequence[Sample], config: ReflectConfig, bench: Benchmark | None = None,
+           problem: Problem | None = None) -> _Split:
     recent = _recent_first(samples, config.distinct_rationales)
     pos_all = [s for s in recent if s.correct]
     neg_all = [s for s in recent if not s.correct]
+    broken = 0
+    if config.consistent_positives:
+        if bench is None or problem is None:
+            raise ValueError("consistent_positives needs the benchmark and the problem")
+        held = [s for s in pos_all if bench.steps_consistent(s.reply, problem)]
+        broken, pos_all = len(pos_all) - len(held), held
     positives = [s for s in pos_all if config.keeps(s.reply)]
     neg_kept = [s for s in neg_all if config.keeps(s.reply)]
     return _Split(positives, neg_kept, neg_kept if config.filter_negative_inputs else neg_all,
-                  len(pos_all) - len(positives))
+                  len(pos_all) - len(positives), broken)
+
+
+def _check_step_check(bench: Benchmark, config: ReflectConfig) -> None:
+    if config.consistent_positives and not bench.has_step_check:
+        raise ValueError(f"reflect.consistent_positives is on but benchmark {bench.name!r} has "
+                         "no step check (Benchmark.steps_consistent); turn it off")
 
 
 def _src(s: Sample) -> list[int]:
@@ -420,14 +445,17 @@ def build_examples(bench: Benchmark, problems: Iterable[Problem] | Mapping[str, 
     problems = problems_by_id(problems)
     groups = _grouped(samples, up_to_iteration)
     _check_styles(groups, config.prompt_style)
+    _check_step_check(bench, config)
     style = config.prompt_style
     result = BuildResult()
     for problem, group in _ordered_groups(problems, groups, result):
         qid = problem.id
-        split = _split(group, config)
+        split = _split(group, config, bench, problem)
         pos, negc, negi = split.positives, split.neg_candidates, split.neg_inputs
         if split.dropped_positives:
             result.skip("filtered_positive", qid, split.dropped_positives)
+        if split.inconsistent_positives:
+            result.skip("inconsistent_positive", qid, split.inconsistent_positives)
         if not pos:
             result.skip("no_usable_positive", qid)
             continue
@@ -492,9 +520,10 @@ def build_dpo_pairs(bench: Benchmark, problems: Iterable[Problem] | Mapping[str,
     problems = problems_by_id(problems)
     groups = _grouped(samples, up_to_iteration)
     _check_styles(groups, config.prompt_style)
+    _check_step_check(bench, config)
     result = BuildResult()
     for problem, group in _ordered_groups(problems, groups, result):
-        split = _split(group, config)
+        split = _split(group, config, bench, problem)
         if not split.positives or not split.neg_inputs:
             continue
         cot = prompts.cot_prompt(bench, problem, config.prompt_style)

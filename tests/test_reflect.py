@@ -408,3 +408,41 @@ def test_counts_combine_shuffle_and_images():
         Example("sft", "q0", "p", "c").load_image({})
     assert Example.from_dict(a[0].to_dict()) == a[0]
     assert BuildResult().summary() == "examples: none"
+
+
+# ------------------------------------------------------------ consistent positives
+class StepBench(TinyBench):
+    """Judges a chain by a marker, so the test controls which replies hold together."""
+
+    name = "tiny_steps"
+    has_step_check = True
+
+    def steps_consistent(self, reply, problem):
+        return "broken" not in reply
+
+
+def test_consistent_positives_drop_right_answers_from_broken_chains():
+    bench = StepBench()
+    samples = [S(0, "q", 0, True, "sound-old"), S(1, "q", 0, True, "broken-new"),
+               S(1, "q", 1, False, "neg-a"), S(1, "q", 2, False, "neg-b")]
+    paper = build_examples(bench, [P("q")], samples, ReflectConfig(min_rationale_chars=0))
+    assert of(paper, "sft")[0].completion == cot("broken-new", "4")  # the paper: answers only
+    strict = build_examples(bench, [P("q")], samples,
+                            ReflectConfig(min_rationale_chars=0, consistent_positives=True))
+    assert of(strict, "sft")[0].completion == cot("sound-old", "4")
+    assert strict.skipped["inconsistent_positive"] == 1
+    for e in strict.examples:  # never a target, a candidate or a refine input
+        assert "broken-new" not in e.prompt and "broken-new" not in e.completion
+    assert [e.meta["mix"] for e in of(strict, "select")] == [[1, 2]]
+    # a question whose only right answers come from broken chains has no usable positive
+    only = build_examples(bench, [P("q")], [S(0, "q", 0, True, "broken")],
+                          ReflectConfig(min_rationale_chars=0, consistent_positives=True))
+    assert only.examples == [] and only.skipped["no_usable_positive"] == 1
+
+
+def test_consistent_positives_need_a_benchmark_with_a_step_check():
+    with pytest.raises(ValueError, match="tiny_reflect.*no step check"):
+        build_examples(BENCH, [P("q")], [S(0, "q", 0, True)],
+                       ReflectConfig(consistent_positives=True))
+    with pytest.raises(ValueError, match="consistent_positives must be true or false"):
+        ReflectConfig(consistent_positives="yes")

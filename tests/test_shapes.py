@@ -327,3 +327,36 @@ def test_rationale_words_are_whole_tokens_of_the_demo_base(test_problems):
     words = {w for p in test_problems for w in re.findall(r"[A-Za-z]+", p.meta["rationale"])}
     split = sorted(w for w in words if len(tok.tokenize(" " + w)) != 1)
     assert words and not split, split
+
+
+def test_steps_consistent_reads_the_chain_not_the_picture(bench, test_problems):
+    from r3v_eval.shapes_world import steps_consistent
+    for p in test_problems[:200]:  # every teacher rationale holds together, in both styles
+        assert bench.steps_consistent(p.meta["rationale"], p)
+        assert bench.steps_consistent(teacher_rationale(p, style="llava"), p)
+    q = "Remove all red squares. Then add 2 blue circles. How many objects are there?"
+    good = ("Solution:\n1. There are 6 objects in total.\n2. There are 2 red squares.\n"
+            "3. 6 - 2 = 4.\n4. 4 + 2 = 6.\n\nAnswer:\n6")
+    assert steps_consistent(good, q)
+    # a wrong count carried through correctly still holds together (the picture is not read)
+    assert steps_consistent(good.replace("6 objects", "7 objects").replace("6 - 2 = 4", "7 - 2 = 5")
+                            .replace("4 + 2 = 6", "5 + 2 = 7").replace("Answer:\n6", "Answer:\n7"), q)
+    broken = {
+        "false fact": good.replace("6 - 2 = 4", "6 - 2 = 3").replace("4 + 2", "3 + 2")
+                          .replace("= 6.\n\n", "= 5.\n\n").replace("Answer:\n6", "Answer:\n5"),
+        "operand not carried": good.replace("4 + 2 = 6", "5 + 2 = 7").replace("Answer:\n6",
+                                                                              "Answer:\n7"),
+        "subtracts another count": good.replace("6 - 2 = 4", "6 - 3 = 3").replace("4 + 2 = 6",
+                                                                                   "3 + 2 = 5")
+                                       .replace("Answer:\n6", "Answer:\n5"),
+        "adds what the question does not": good.replace("4 + 2 = 6", "4 + 1 = 5")
+                                               .replace("Answer:\n6", "Answer:\n5"),
+        "answer not reached": good.replace("Answer:\n6", "Answer:\n4"),
+        "no answer line": good.split("\n\nAnswer:")[0],
+        "misnumbered": good.replace("3. 6 - 2", "4. 6 - 2"),
+        "other words": good.replace("2. There are 2 red squares.", "2. Remove all red squares."),
+        "starts with a fact": good.replace("1. There are 6 objects in total.\n2. There are 2 red "
+                                           "squares.\n3. 6 - 2 = 4.\n4.", "1."),
+    }
+    for why, reply in broken.items():
+        assert not steps_consistent(reply, q), why

@@ -277,6 +277,15 @@ class Benchmark:
         return answers.letter_of(problem.answer, problem.choices or [])
 
     # ---------------------------------------------------------------- scoring
+    #: whether :meth:`steps_consistent` can judge a reply (``reflect.consistent_positives``)
+    has_step_check: bool = False
+
+    def steps_consistent(self, reply: str, problem: Problem) -> bool:
+        """Whether a reply's chain of thought holds together (not only its answer): the
+        benchmark's own check of its rationale format, for ``reflect.consistent_positives``.
+        Benchmarks that have one set :attr:`has_step_check`; the others cannot judge."""
+        raise NotImplementedError(f"benchmark {self.name!r} has no step check")
+
     def extract(self, reply: str, problem: Problem) -> str | None:
         """The final answer in ``reply``, normalised for comparison; None if unparseable."""
         raise NotImplementedError

@@ -31,6 +31,7 @@ from r3v_eval.shapes_world import (  # noqa: F401  (re-exported for callers of t
     render_scene,
     scene_key,
     split_bucket,
+    steps_consistent,
     teacher_rationale,
     write_shapes_dataset,
 )
@@ -113,6 +114,11 @@ class ShapesBenchmark(IntegerBenchmark):
     @staticmethod
     def teacher_rationale(problem: Problem, style: str = "qwen") -> str:
         return teacher_rationale(problem, style)
+
+    has_step_check = True
+
+    def steps_consistent(self, reply: str, problem: Problem) -> bool:
+        return steps_consistent(reply, problem.question)
 
     def perception_examples(self, n: int, seed: int, skills: dict[str, float] | None = None,
                             split: str = "val", style: str = "qwen") -> list[dict[str, Any]]:
