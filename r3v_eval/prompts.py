@@ -73,6 +73,10 @@ def select_prompt(bench: "Benchmark", problem: "Problem", candidates: Sequence[s
     return "".join(parts)
 
 
+#: how a solution in the paper's format starts (the llava style leaves it out)
+SOLUTION_HEAD = "Solution:\n"
+
+
 def answer_line(answer: str) -> str:
     """How a solution in the paper's format states its answer: "Answer:\n7"."""
     return f"Answer:\n{answer}"
@@ -82,5 +86,5 @@ def format_rationale(steps: Sequence[str], answer: str, style: str = "qwen") -> 
     """A solution in the paper's format: numbered steps, a blank line, then "Answer:"."""
     check_style(style)
     body = "\n".join(f"{i}. {s.strip()}" for i, s in enumerate(steps, 1))
-    head = "" if style == "llava" else "Solution:\n"
+    head = "" if style == "llava" else SOLUTION_HEAD
     return f"{head}{body}\n\n{answer_line(answer)}"

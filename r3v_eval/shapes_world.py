@@ -44,7 +44,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from r3v_eval.errors import R3VError
-from r3v_eval.prompts import format_rationale
+from r3v_eval.prompts import SOLUTION_HEAD, answer_line, format_rationale
 
 # ------------------------------------------------------------------ palette
 #: Saturated, mutually distinct colours (RGB), in the order knobs usually pick them.
@@ -414,9 +414,9 @@ def steps_consistent(reply: str, question: str) -> bool:
     correctly passes, "5 + 2 = 6." or "2 - 2 = 1." or an answer the chain did not reach does
     not."""
     text = reply.strip()
-    if text.startswith("Solution:\n"):
-        text = text[len("Solution:\n"):]
-    body, sep, answer = text.partition("\n\nAnswer:\n")
+    if text.startswith(SOLUTION_HEAD):
+        text = text[len(SOLUTION_HEAD):]
+    body, sep, answer = text.partition("\n\n" + answer_line(""))
     if not sep:
         return False
     steps = []

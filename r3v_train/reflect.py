@@ -385,15 +385,13 @@ class _Split:
     inconsistent_positives: int = 0
 
 
-def _split(samples: Sequence[Sample], config: ReflectConfig, bench: Benchmark | None = None,
-           problem: Problem | None = None) -> _Split:
+def _split(samples: Sequence[Sample], config: ReflectConfig, bench: Benchmark,
+           problem: Problem) -> _Split:
     recent = _recent_first(samples, config.distinct_rationales)
     pos_all = [s for s in recent if s.correct]
     neg_all = [s for s in recent if not s.correct]
     broken = 0
     if config.consistent_positives:
-        if bench is None or problem is None:
-            raise ValueError("consistent_positives needs the benchmark and the problem")
         held = [s for s in pos_all if bench.steps_consistent(s.reply, problem)]
         broken, pos_all = len(pos_all) - len(held), held
     positives = [s for s in pos_all if config.keeps(s.reply)]

@@ -162,13 +162,7 @@ def _check_rationale(p, bench):
         a, op, b, c = (int(am.group(1)), am.group(2), int(am.group(3)), int(am.group(4)))
         assert a == running and c == (a - b if op == "-" else a + b), step
         running = c
-    # replaying the operations that change the queried count gives the same running total
-    cur, total = [dict(o) for o in meta["objects"]], count(meta["objects"], q["color"], q["shape"])
-    for op in meta["ops"]:
-        cur = apply_ops(cur, [op])
-        total = count(cur, q["color"], q["shape"])
-    assert running == total
-    assert str(running) == p.answer
+    assert str(running) == p.answer  # the chain ends at the simulated answer (solve, above)
     return len(steps)
 
 
