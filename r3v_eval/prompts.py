@@ -82,6 +82,23 @@ def answer_line(answer: str) -> str:
     return f"Answer:\n{answer}"
 
 
+#: what a self-select reply says: the bare answer (the paper's), or the answer line of a
+#: rationale ("Answer:\n7"; ``reflect.select_target``)
+SELECT_TARGETS = ("answer", "answer_line")
+#: how test-time selection takes its answer: the model writes it (the paper's), or the model's
+#: likelihood of each candidate's answer, as a select reply, picks one
+SELECT_CHOICES = ("generate", "candidates")
+
+
+def select_reply(answer: str, target: str = "answer") -> str:
+    """The self-select reply that names ``answer``, in the ``target`` format: what a select
+    item is trained to answer, and what scoring the candidates (``select_choice:
+    candidates``) measures the likelihood of."""
+    if target not in SELECT_TARGETS:
+        raise ValueError(f"select target must be one of {', '.join(SELECT_TARGETS)}, got {target!r}")
+    return answer_line(answer) if target == "answer_line" else answer
+
+
 def format_rationale(steps: Sequence[str], answer: str, style: str = "qwen") -> str:
     """A solution in the paper's format: numbered steps, a blank line, then "Answer:"."""
     check_style(style)

@@ -108,20 +108,62 @@ def pass_at_n(bench: Benchmark, problems: Sequence[Problem],
 
 
 # ------------------------------------------------------- test-time selection
+SELECT_CHOICES = prompts.SELECT_CHOICES
+
+
 def select(engine: Engine, bench: Benchmark, problems: Sequence[Problem],
            candidates: Sequence[Sequence[str]], style: str = "qwen",
-           max_new_tokens: int = SELECT_MAX_NEW_TOKENS, progress: bool = True) -> list[Outcome]:
-    """Show the N candidates in the self-select prompt and answer greedily."""
+           max_new_tokens: int = SELECT_MAX_NEW_TOKENS, progress: bool = True, *,
+           choice: str = "generate", target: str = "answer") -> list[Outcome]:
+    """Show the N candidates in the self-select prompt and take the model's answer.
+
+    ``choice="generate"`` (the paper's): the model writes its reply greedily, and may name an
+    answer that no candidate gave. ``choice="candidates"``: the answers the candidates gave
+    are the only choices; each is written as a select reply in the ``target`` format (what
+    select items were trained to answer, :func:`prompts.select_reply`) and the one the model
+    finds most likely is taken (ties: the earliest candidate's). A question whose candidates
+    give no answer gets none and counts as wrong. Needs an engine that scores replies
+    (``loglikelihood``: the ``hf`` engine)."""
+    if choice not in SELECT_CHOICES:
+        raise ValueError(f"select choice must be one of {', '.join(SELECT_CHOICES)}, got {choice!r}")
     texts = [prompts.select_prompt(bench, p, c, style) for p, c in zip(problems, candidates)]
-    replies = engine.generate(_requests(problems, texts), Sampling(max_new_tokens=max_new_tokens),
-                              progress)
+    fields = [_candidate_fields(bench, p, c) for p, c in zip(problems, candidates)]
+    if choice == "generate":
+        replies = [r for (r,) in engine.generate(_requests(problems, texts),
+                                                 Sampling(max_new_tokens=max_new_tokens), progress)]
+    else:
+        replies = _most_likely_candidate(engine, problems, texts, [a for a, _ in fields], target,
+                                         progress)
     out = []
-    for p, cands, (reply,) in zip(problems, candidates, replies):
-        s = bench.score(reply, p)
-        answers, correct = _candidate_fields(bench, p, cands)
-        out.append(Outcome(p.id, "select", reply, s.extracted, s.correct, list(cands), answers,
-                           correct))
+    for p, cands, reply, (answers, correct) in zip(problems, candidates, replies, fields):
+        s = bench.score(reply, p) if reply is not None else None
+        out.append(Outcome(p.id, "select", reply, s.extracted if s else None,
+                           bool(s and s.correct), list(cands), answers, correct))
     return out
+
+
+def _most_likely_candidate(engine: Engine, problems: Sequence[Problem], texts: Sequence[str],
+                           answers: Sequence[Sequence[str | None]], target: str,
+                           progress: bool) -> list[str | None]:
+    """Per question, the select reply (of the candidates' distinct answers) the model scores
+    highest; None where no candidate gave an answer."""
+    score = getattr(engine, "loglikelihood", None)
+    if score is None:
+        raise ValueError(f"select choice 'candidates' scores replies, which the "
+                         f"{type(engine).__name__} engine cannot do; use the hf engine or "
+                         "choice 'generate'")
+    options = [[prompts.select_reply(a, target) for a in dict.fromkeys(x for x in ans if x is not None)]
+               for ans in answers]
+    requests = _requests([p for p, opts in zip(problems, options) for _ in opts],
+                         [t for t, opts in zip(texts, options) for _ in opts])
+    flat = score(requests, [o for opts in options for o in opts], progress)
+    picks: list[str | None] = []
+    start = 0
+    for opts in options:
+        scores = flat[start:start + len(opts)]
+        start += len(opts)
+        picks.append(opts[max(range(len(opts)), key=scores.__getitem__)] if opts else None)
+    return picks
 
 
 # ----------------------------------------------------------------- evaluate
@@ -138,12 +180,14 @@ class Evaluation:
 def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n: int = 3,
              sampling: Sampling | None = None, style: str = "qwen", greedy: bool = True,
              with_select: bool = True, max_new_tokens: int = 384, also_at: Sequence[int] = (),
-             progress: bool = True, seed: int | None = None) -> Evaluation:
+             progress: bool = True, seed: int | None = None, select_choice: str = "generate",
+             select_target: str = "answer") -> Evaluation:
     """Greedy CoT plus, from one set of N samples, majority@N, select@N and pass@N.
 
     ``also_at`` adds the same metrics for smaller k (1 <= k < N) computed on the first k of
     the same samples, so a sweep over N costs one sampling pass. ``seed`` seeds the default
-    sampling (the paper's settings), so the same model gives the same figures."""
+    sampling (the paper's settings), so the same model gives the same figures.
+    ``select_choice`` / ``select_target``: how select@N takes its answer (:func:`select`)."""
     bad = [k for k in also_at if not 1 <= k <= n]
     if bad:
         raise ValueError(f"also_at={list(also_at)}: every k must be in 1..n={n}")
@@ -164,7 +208,8 @@ def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n
             outcomes[at("pass", k)] = pass_at_n(bench, problems, sub)
             if with_select:
                 outcomes[at("select", k)] = select(engine, bench, problems, sub, style,
-                                                 progress=progress)
+                                                 progress=progress, choice=select_choice,
+                                                 target=select_target)
     for name, outs in outcomes.items():
         metrics[name] = accuracy(outs)
     return Evaluation(metrics, outcomes)

@@ -20,7 +20,7 @@ import yaml
 
 from r3v_eval.engines.base import DTYPES, PAPER_SAMPLING
 from r3v_eval.errors import R3VError
-from r3v_eval.prompts import PROMPT_STYLES
+from r3v_eval.prompts import PROMPT_STYLES, SELECT_CHOICES
 
 METHODS = ("r3v", "star", "star_dpo", "distill", "r3v_no_refine", "r3v_no_select", "control",
            "grpo")
@@ -169,6 +169,11 @@ class EvalConfig:
     n: int = field(default=PAPER_SAMPLING.n, metadata={
         "help": "samples for majority@N / select@N / pass@N; 0 = greedy only"})
     select: bool = field(default=True, metadata={"help": "also test-time selection (select@N)"})
+    select_choice: str = field(default="generate", metadata={
+        "help": "how select@N takes its answer: generate (the model writes it greedily, the "
+                "paper's) | candidates (the candidates' answers are the only choices; the one "
+                "whose select reply, in the reflect.select_target format, the model finds most "
+                "likely; hf engine)"})
     max_new_tokens: int = PAPER_SAMPLING.max_new_tokens
     batch_size: int = field(default=16, metadata={"help": "prompts per generate call when evaluating"})
     every_iteration: bool = field(default=True, metadata={
@@ -188,6 +193,9 @@ class EvalConfig:
             raise ConfigError(f"eval.n: must be >= 0, got {self.n}")
         if self.batch_size < 1:
             raise ConfigError(f"eval.batch_size: must be >= 1, got {self.batch_size}")
+        if self.select_choice not in SELECT_CHOICES:
+            raise ConfigError(f"eval.select_choice: must be one of {', '.join(SELECT_CHOICES)}, "
+                              f"got {self.select_choice!r}")
         for k in self.ns or ():
             if not 1 <= k <= self.n:
                 raise ConfigError(f"eval.ns: {k} is not between 1 and eval.n={self.n}")

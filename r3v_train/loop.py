@@ -208,7 +208,9 @@ def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem
     n = cfg.eval.n if sampled else 0
     ev = strategies.evaluate(engine, bench, test, n=n, style=cfg.model.prompt_style,
                              with_select=cfg.eval.select, max_new_tokens=cfg.eval.max_new_tokens,
-                             seed=cfg.eval.seed, also_at=tuple(cfg.eval.ns or ()) if n else ())
+                             seed=cfg.eval.seed, also_at=tuple(cfg.eval.ns or ()) if n else (),
+                             select_choice=cfg.eval.select_choice,
+                             select_target=cfg.reflect.select_target)
     write_jsonl(run.iter_dir(t) / "eval_outcomes.jsonl",
                 ({"metric": name, **o.to_dict()} for name, outs in ev.outcomes.items() for o in outs))
     write_atomic(out, json.dumps({"iteration": t, "n_test": len(test), "metrics": ev.metrics},

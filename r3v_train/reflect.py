@@ -80,8 +80,7 @@ METHOD_TASKS: dict[str, tuple[str, ...]] = {
     "star": ("sft",),
 }
 MAX_REPORTED_IDS = 10
-#: what a select item's target says: the bare answer, or the answer line of a rationale
-SELECT_TARGETS = ("answer", "answer_line")
+SELECT_TARGETS = prompts.SELECT_TARGETS
 _ANSWER_LINE = re.compile(r"Answer:")
 
 
@@ -494,8 +493,7 @@ def _add_select(bench: Benchmark, problem: Problem, pos: list[Sample], neg: list
     if not _gold_ok(bench, problem, target):
         result.skip("gold_not_scorable", problem.id)
         return
-    if config.select_target == "answer_line":
-        target = prompts.answer_line(target)
+    target = prompts.select_reply(target, config.select_target)
     for mix, j in plans:
         p, q = mix
         chosen = pos[j:j + p] + neg[j:j + q]

@@ -193,3 +193,32 @@ def test_bad_options_are_clear_errors(tiny_qwen, tiny_llava):
         HFEngine(str(tiny_qwen), batch_size=0)
     with pytest.raises(ValueError, match="Qwen2-VL"):
         HFEngine(str(tiny_llava), max_pixels=100_000)
+
+
+def test_loglikelihood_scores_the_reply_and_its_end_of_turn_at_any_batch_size(engine, tiny_qwen):
+    import torch
+
+    from r3v_eval.engines.chat import chat_text_with_reply
+
+    reqs = _requests()
+    replies = ["Answer:\n7", "Solution:\n1. There are 2 red squares.\n\nAnswer:\n2", "3", "Answer:\n5"]
+    batched = engine.loglikelihood(reqs, replies, progress=False)
+    single = HFEngine(str(tiny_qwen), device="cpu", batch_size=1)
+    alone = single.loglikelihood(reqs, replies, progress=False)
+    assert batched == pytest.approx(alone, abs=1e-4)
+    assert all(s < 0 for s in batched)
+    # the text-only request by hand: every token after the generation prompt, end-of-turn included
+    prefix, whole = chat_text_with_reply(engine.processor, reqs[3].prompt, replies[3], has_image=False)
+    assert whole.endswith("<|im_end|>")
+    tok = engine.processor.tokenizer
+    ids = torch.tensor([tok(whole, add_special_tokens=False)["input_ids"]])
+    head = len(tok(prefix, add_special_tokens=False)["input_ids"])
+    with torch.inference_mode():
+        logp = engine.model(input_ids=ids).logits[0, :-1].float().log_softmax(-1)
+    by_hand = sum(logp[i - 1, ids[0, i]].item() for i in range(head, ids.shape[1]))
+    assert batched[3] == pytest.approx(by_hand, abs=1e-4)
+    # the picture is read: the same prompt and reply with another picture scores otherwise
+    other = [GenRequest(reqs[0].prompt, Image.new("RGB", (112, 112), "blue"))]
+    assert engine.loglikelihood(other, replies[:1], progress=False)[0] != pytest.approx(batched[0])
+    with pytest.raises(ValueError, match="2 requests but 1 replies"):
+        engine.loglikelihood(reqs[:2], replies[:1], progress=False)

@@ -78,6 +78,9 @@ def test_model_args_defaults_and_conversion():
 @pytest.mark.parametrize("model, raw, message", [
     ("r3v_select", {"pretrained": "m", "nn": 2}, "r3v_select: unknown model_args key 'nn' (did you mean 'n'?)"),
     ("r3v_cot", {"pretrained": "m", "select_max_new_tokens": 9}, "unknown model_args key 'select_max_new_tokens'"),
+    ("r3v_majority", {"pretrained": "m", "select_choice": "candidates"}, "unknown model_args key 'select_choice'"),
+    ("r3v_select", {"pretrained": "m", "select_choice": "vote"}, "select_choice='vote': choose one of generate, candidates"),
+    ("r3v_select", {"pretrained": "m", "select_target": "letter"}, "select_target='letter': choose one of answer, answer_line"),
     ("r3v_cot", {"n": 2}, "needs pretrained="),
     ("r3v_majority", {"pretrained": "m", "n": 0}, "n=0: must be >= 1"),
     ("r3v_majority", {"pretrained": "m", "n": 2.5}, "n=2.5: expected an integer"),
@@ -292,6 +295,17 @@ def test_wrappers_in_process(tiny_qwen):
         payload = decode_samples(out)
         assert payload["r3v_strategy"] == "select" and len(payload["candidates"]) == 2
         assert isinstance(payload["final"], str)
+
+    # choosing among the candidates' answers by the model's likelihood (sampling scripted, the
+    # scoring real): the final answer is always one of the candidates'
+    chooser = R3VSelect(pretrained=str(tiny_qwen), n=2, select_choice="candidates",
+                        select_target="answer_line", device="cpu", batch_size="2")
+    chooser.task_dict = task_dict
+    chooser.engine.generate = lambda requests, sampling, progress=True: [
+        ["Solution:\n1. x\n\nAnswer:\n3", "Answer:\n4"] for _ in requests]
+    assert "select_choice=candidates, select_target=answer_line" in chooser.describe()
+    for out in chooser.generate_until(reqs):
+        assert decode_samples(out)["final"] in ("Answer:\n3", "Answer:\n4")
 
     cot = R3VCoT(pretrained=str(tiny_qwen), max_new_tokens=6, device="cpu")
     cot.task_dict = task_dict

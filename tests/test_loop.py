@@ -358,6 +358,7 @@ def test_runs_share_one_warmup_and_its_samples(tmp_path, base_model, scripted, m
     (["data.options.sizes={dev: 3}"], "shapes sizes: unknown split 'dev'"),
     (["data.teacher_repeats=0"], "data.teacher_repeats: must be >= 1"),
     (["eval.ns=[1, 4]", "eval.n=3"], "eval.ns: 4 is not between 1 and eval.n=3"),
+    (["eval.select_choice=vote"], "eval.select_choice: must be one of generate, candidates"),
     (["model.perception_examples=10", "model.pretrained=Qwen/Qwen2-VL-2B-Instruct"],
      "pre-trains a tiny:<arch>:<size> base only"),
     (["run.iterations.x=1"], "run.iterations.x.*iterations is not a mapping"),

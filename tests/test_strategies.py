@@ -49,6 +49,51 @@ def test_select_builds_the_self_select_prompt_and_answers_greedily():
     assert out.correct and out.extracted == "5" and out.candidate_correct == [False, True]
 
 
+class ScoringEngine:
+    """Scores a reply by a table of (answer in the reply) -> log-likelihood; records calls."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, []
+
+    def loglikelihood(self, requests, replies, progress=True):
+        self.calls.append((list(requests), list(replies)))
+        return [self.table[r.rsplit("\n", 1)[-1]] for r in replies]
+
+
+def test_select_can_choose_among_the_candidates_answers_by_likelihood():
+    bench = CountingBench()
+    probs = problems(["5", "2", "9"])
+    cands = [["Answer:\n4", "Answer:\n5", "Answer:\n4"],   # 5 scores highest: a minority answer
+             ["Answer:\n2", "Answer:\n3", "Answer:\n3"],   # 2 and 3 tie: the earliest wins
+             ["no answer", "", "I think many"]]              # nothing to choose: wrong, not asked
+    engine = ScoringEngine({"4": -3.0, "5": -1.0, "2": -2.0, "3": -2.0})
+    outs = strategies.select(engine, bench, probs, cands, choice="candidates", target="answer_line")
+    assert [o.extracted for o in outs] == ["5", "2", None]
+    assert [o.correct for o in outs] == [True, True, False]
+    assert outs[0].reply == "Answer:\n5" and outs[2].reply is None
+    [(requests, replies)] = engine.calls
+    assert replies == ["Answer:\n4", "Answer:\n5", "Answer:\n2", "Answer:\n3"]  # distinct answers
+    assert "Model's prediction 2:\nAnswer:\n5" in requests[1].prompt
+    assert requests[2].prompt.startswith("How many things in picture 1?")
+
+
+def test_select_candidates_writes_replies_in_the_trained_target_format():
+    engine = ScoringEngine({"4": -1.0, "5": -2.0})
+    [out] = strategies.select(engine, CountingBench(), problems(["4"]),
+                              [["Answer:\n4", "Answer:\n5"]], choice="candidates")
+    assert engine.calls[0][1] == ["4", "5"] and out.reply == "4" and out.correct
+
+
+def test_select_candidates_needs_an_engine_that_scores_and_a_known_choice():
+    engine = ScriptedEngine([("", ["5"])])
+    with pytest.raises(ValueError, match="cannot do; use the hf engine"):
+        strategies.select(engine, CountingBench(), problems(["5"]), [["Answer:\n5"]],
+                          choice="candidates")
+    with pytest.raises(ValueError, match="select choice must be one of generate, candidates"):
+        strategies.select(engine, CountingBench(), problems(["5"]), [["Answer:\n5"]],
+                          choice="vote")
+
+
 def test_evaluate_samples_once_and_reports_every_metric():
     bench = CountingBench()
     probs = problems(["2", "6"])

@@ -25,3 +25,19 @@ def chat_text(processor: Any, prompt: str, has_image: bool) -> str:
     return processor.apply_chat_template(
         user_message(prompt, has_image), add_generation_prompt=True, tokenize=False
     )
+
+
+def chat_text_with_reply(processor: Any, prompt: str, reply: str, *,
+                         has_image: bool) -> tuple[str, str]:
+    """``(prefix, whole)``: the text the model reads before its reply (:func:`chat_text`), and
+    the conversation with ``reply`` as the assistant turn, rendered by the same chat template
+    (so the reply's end-of-turn marker is part of it). ``whole`` starts with ``prefix``."""
+    prefix = chat_text(processor, prompt, has_image)
+    turns = user_message(prompt, has_image) + [
+        {"role": "assistant", "content": [{"type": "text", "text": reply}]}]
+    whole = processor.apply_chat_template(turns, tokenize=False).rstrip()
+    if not whole.startswith(prefix) or len(whole) <= len(prefix):
+        raise ValueError(
+            f"{type(processor).__name__}'s chat template does not render an assistant reply after "
+            "its generation prompt; replies cannot be scored with it")
+    return prefix, whole

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from r3v_eval.engines.base import DTYPES, GenRequest, Sampling, cut_at_stop, sample_seeds
-from r3v_eval.engines.chat import chat_text
+from r3v_eval.engines.chat import chat_text, chat_text_with_reply
 
 
 def resolve_device(device: str) -> str:
@@ -131,7 +131,11 @@ class HFEngine:
         return batches
 
     def _encode(self, reqs: list[GenRequest]):
-        texts = [chat_text(self.processor, r.prompt, r.image is not None) for r in reqs]
+        return self._encode_texts([chat_text(self.processor, r.prompt, r.image is not None)
+                                   for r in reqs], reqs)
+
+    def _encode_texts(self, texts: list[str], reqs: list[GenRequest]):
+        """Chat texts (with their requests' images) as model inputs on the engine's device."""
         kwargs: dict[str, Any] = {"text": texts, "return_tensors": "pt", "padding": True}
         if reqs[0].image is not None:
             kwargs["images"] = [[r.image] for r in reqs]  # one list per sample (Gemma 3 needs it)
@@ -184,6 +188,42 @@ class HFEngine:
             bar.update(len(idxs))
         bar.close()
         return results  # type: ignore[return-value]
+
+    def loglikelihood(self, requests: Sequence[GenRequest], replies: Sequence[str],
+                      progress: bool = True) -> list[float]:
+        """For each request, the log-probability (natural log, summed over tokens) that the
+        model answers it with exactly that reply, its end-of-turn marker included: one
+        forward pass per batch, the reply scored where it stands in the chat template."""
+        import torch
+
+        if len(requests) != len(replies):
+            raise ValueError(f"{len(requests)} requests but {len(replies)} replies")
+        tok = self.processor.tokenizer
+        wholes, reply_tokens = [], []
+        for r, reply in zip(requests, replies):
+            prefix, whole = chat_text_with_reply(self.processor, r.prompt, reply,
+                                                 has_image=r.image is not None)
+            head = tok(prefix, add_special_tokens=False)["input_ids"]
+            ids = tok(whole, add_special_tokens=False)["input_ids"]
+            if ids[:len(head)] != head:
+                raise ValueError(f"the reply {reply!r} merges with the generation prompt into other "
+                                 "tokens; it cannot be scored apart from it")
+            wholes.append(GenRequest(whole, r.image))
+            reply_tokens.append(len(ids) - len(head))
+        scores: list[float] = [0.0] * len(requests)
+        bar = tqdm(total=len(requests), desc="score replies", disable=not progress, unit="reply")
+        for idxs in self._batches(wholes):
+            reqs = [wholes[i] for i in idxs]
+            inputs = self._encode_texts([r.prompt for r in reqs], reqs)
+            with torch.inference_mode():
+                logits = self.model(**inputs).logits.float()
+            ids = inputs["input_ids"]
+            logp = logits[:, :-1].log_softmax(-1).gather(-1, ids[:, 1:, None])[..., 0]
+            for j, i in enumerate(idxs):  # left padding: every reply ends its row
+                scores[i] = float(logp[j, logp.shape[1] - reply_tokens[i]:].sum())
+            bar.update(len(idxs))
+        bar.close()
+        return scores
 
 
 

@@ -19,10 +19,12 @@ from typing import Any
 
 from r3v_eval.engines import BACKENDS
 from r3v_eval.engines.base import DTYPES, PAPER_SAMPLING
-from r3v_eval.prompts import PROMPT_STYLES
+from r3v_eval.prompts import PROMPT_STYLES, SELECT_CHOICES, SELECT_TARGETS
 
 #: Keys that only the vLLM backend understands.
 VLLM_ONLY = ("tensor_parallel_size", "gpu_memory_utilization", "max_model_len")
+#: Keys of test-time selection (``r3v_select`` only).
+SELECT_KEYS = ("select_max_new_tokens", "select_choice", "select_target")
 #: Keys that configure sampling (unused by the greedy ``r3v_cot``).
 SAMPLING_KEYS = ("n", "temperature", "top_p", "top_k", "seed")
 
@@ -41,6 +43,8 @@ class ModelArgs:
     top_k: int = PAPER_SAMPLING.top_k
     seed: int = 0
     select_max_new_tokens: int = 64
+    select_choice: str = "generate"
+    select_target: str = "answer"
     adapter: str | None = None
     dtype: str = "auto"
     device: str | None = None  # None: the backend's default ("auto" for hf)
@@ -166,6 +170,8 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "top_k": _int(0),
     "seed": _int(0),
     "select_max_new_tokens": _int(1),
+    "select_choice": _choice(SELECT_CHOICES),
+    "select_target": _choice(SELECT_TARGETS),
     "adapter": _optional(_text),
     "dtype": _choice(DTYPES),
     "device": _optional(_text),
@@ -183,7 +189,8 @@ _IGNORED = ("max_batch_size",)
 def known_keys(model_name: str) -> list[str]:
     keys = [f.name for f in fields(ModelArgs) if f.name != "given"]
     if model_name != "r3v_select":
-        keys.remove("select_max_new_tokens")
+        for key in SELECT_KEYS:
+            keys.remove(key)
     return keys
 
 

@@ -205,7 +205,8 @@ class R3VModel(lmms):
                 f"top_k={a.top_k}, seed={a.seed}), prompt_style={a.prompt_style}, "
                 f"max_new_tokens={a.max_new_tokens}")
         if self.strategy == "select":
-            text += f", select_max_new_tokens={a.select_max_new_tokens}"
+            text += (f", select_max_new_tokens={a.select_max_new_tokens}, "
+                     f"select_choice={a.select_choice}, select_target={a.select_target}")
         return text
 
     def run_strategy(self, bench, problems: Sequence[Problem]) -> list[str]:
@@ -248,7 +249,8 @@ class R3VSelect(R3VModel):
         cands = strategies.sample_candidates(self.engine, bench, problems, self._sampling(),
                                              self.args.prompt_style, self._progress)
         outs = strategies.select(self.engine, bench, problems, cands, self.args.prompt_style,
-                                 self.args.select_max_new_tokens, self._progress)
+                                 self.args.select_max_new_tokens, self._progress,
+                                 choice=self.args.select_choice, target=self.args.select_target)
         return [_docs.encode_samples("select", o.reply, o.candidates, o.candidate_answers)
                 for o in outs]
 
