@@ -74,6 +74,10 @@ class TrainSettings:
         "accumulation = global / (per_device_train_batch_size x processes), which must divide evenly",
         "optimization")
     seed: int = _f(0, "seed of LoRA init, data order and dropout", "optimization")
+    average_weights_from: float | None = _f(
+        None, "tail weight averaging: the saved weights are the uniform average of the trainable "
+        "weights after every optimizer step from this share of the run on (0.5: the second "
+        "half); None = the last step's weights", "optimization")
 
     # > Parameters that control DPO (the STaR+DPO baseline)
     dpo_beta: float = _f(0.1, "DPO beta (strength of the reference-model KL)", "dpo")
@@ -127,6 +131,10 @@ class TrainSettings:
         def bad(key: str, why: str) -> ValueError:
             return ValueError(f"{key}: {why}")
 
+        a = self.average_weights_from
+        if a is not None and (isinstance(a, bool) or not isinstance(a, (int, float))
+                              or not 0 <= a < 1):
+            raise bad("average_weights_from", f"must be a number in [0, 1) or null, got {a!r}")
         if self.method not in _METHODS:
             raise bad("method", f"{self.method!r} is not one of {', '.join(_METHODS)}")
         if self.lr_scheduler_type not in SCHEDULERS:

@@ -358,8 +358,14 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
     sft_cls, dpo_cls = _trainer_classes()
     cls = sft_cls if kind == "sft" else dpo_cls
 
+    callbacks = list(callbacks or [])
+    if settings.average_weights_from is not None:
+        from r3v_train.averaging import TailWeightAveraging
+
+        # first, so that its state is beside a checkpoint before any other callback runs
+        callbacks.insert(0, TailWeightAveraging(float(settings.average_weights_from)))
     trainer = cls(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                  peft_config=peft_config, callbacks=list(callbacks or []),
+                  peft_config=peft_config, callbacks=callbacks,
                   r3v_lengths=lengths if settings.group_by_length else None,
                   r3v_seed=settings.seed,
                   r3v_loss_key="labels" if kind == "sft" else "completion_mask")

@@ -452,3 +452,40 @@ def test_trl_arguments_pass_through_under_their_own_names(tmp_path):
     with pytest.raises(ConfigError, match="trl_args.adam_beta3: not an SFTConfig"):
         load_recipe(recipe, ["train.trl_args.adam_beta3=0.9"])
     assert load_recipe(recipe, ["train.trl_args.adam_beta2=0.9"]).train.trl_args == {"adam_beta2": 0.9}
+
+
+def test_tail_weight_averaging_saves_the_mean_of_the_last_steps_and_resumes(tiny_qwen, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    seen: list[dict] = []
+
+    class Record(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            seen.append({n: p.detach().clone() for n, p in model.named_parameters()
+                         if p.requires_grad})
+
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 2:
+                raise RuntimeError("simulated crash")
+
+    examples = _examples(tmp_path)
+    s = _fast(method="full", max_steps=4, per_device_train_batch_size=2, learning_rate=1e-3,
+              lr_scheduler_type="constant", save_strategy="steps", save_steps=2,
+              save_total_limit=3, average_weights_from=0.25)
+    whole = train_sft(tiny_qwen, examples, tmp_path / "whole", s, progress=False, callbacks=[Record()])
+    assert len(seen) == 4
+    saved = load_file(str(whole.out_dir / "model.safetensors"))
+    name = next(n for n in seen[0] if "language_model" in n and n.endswith("q_proj.weight"))
+    key = next(k for k in saved if k.endswith(name.split("language_model.", 1)[1])
+               and not k.startswith("visual"))   # saved in the checkpoint's own key layout
+    mean = sum(step[name] for step in seen[1:]) / 3                # steps 2, 3 and 4 of 4
+    assert torch.allclose(saved[key].float(), mean, atol=1e-6)
+    assert not torch.allclose(saved[key].float(), seen[-1][name], atol=1e-6)
+    # killed after step 2 and resumed: the same average as the run that was never stopped
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False, callbacks=[Crash()])
+    resumed = train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False)
+    again = load_file(str(resumed.out_dir / "model.safetensors"))
+    assert all(torch.allclose(saved[k], again[k], atol=1e-6) for k in saved)
