@@ -154,15 +154,16 @@ def _most_likely_candidate(engine: Engine, problems: Sequence[Problem], texts: S
                          "choice 'generate'")
     options = [[prompts.select_reply(a, target) for a in dict.fromkeys(x for x in ans if x is not None)]
                for ans in answers]
-    requests = _requests([p for p, opts in zip(problems, options) for _ in opts],
-                         [t for t, opts in zip(texts, options) for _ in opts])
-    flat = score(requests, [o for opts in options for o in opts], progress)
-    picks: list[str | None] = []
+    asked = [i for i, opts in enumerate(options) if len(opts) > 1]  # one option needs no score
+    requests = _requests([problems[i] for i in asked for _ in options[i]],
+                         [texts[i] for i in asked for _ in options[i]])
+    flat = score(requests, [o for i in asked for o in options[i]], progress) if asked else []
+    picks: list[str | None] = [opts[0] if opts else None for opts in options]
     start = 0
-    for opts in options:
-        scores = flat[start:start + len(opts)]
-        start += len(opts)
-        picks.append(opts[max(range(len(opts)), key=scores.__getitem__)] if opts else None)
+    for i in asked:
+        scores = flat[start:start + len(options[i])]
+        start += len(options[i])
+        picks[i] = options[i][max(range(len(scores)), key=scores.__getitem__)]
     return picks
 
 

@@ -79,9 +79,11 @@ def test_select_can_choose_among_the_candidates_answers_by_likelihood():
 
 def test_select_candidates_writes_replies_in_the_trained_target_format():
     engine = ScoringEngine({"4": -1.0, "5": -2.0})
-    [out] = strategies.select(engine, CountingBench(), problems(["4"]),
-                              [["Answer:\n4", "Answer:\n5"]], choice="candidates")
-    assert engine.calls[0][1] == ["4", "5"] and out.reply == "4" and out.correct
+    one, two = strategies.select(engine, CountingBench(), problems(["3", "4"]),
+                                 [["Answer:\n3", "Answer: 3"], ["Answer:\n4", "Answer:\n5"]],
+                                 choice="candidates")
+    assert engine.calls[0][1] == ["4", "5"]             # one distinct answer is not scored
+    assert (one.reply, one.correct, two.reply, two.correct) == ("3", True, "4", True)
 
 
 def test_select_candidates_needs_an_engine_that_scores_and_a_known_choice():
