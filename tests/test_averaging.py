@@ -16,21 +16,24 @@ class Two(torch.nn.Module):
         self.frozen = torch.nn.Parameter(torch.full((2,), 7.0), requires_grad=False)
 
 
-def _run(cb, model, args, state, values):
-    control = TrainerControl()
-    cb.on_train_begin(args, state, control, model=model)
-    for step, v in enumerate(values, 1):
+def _steps(cb, model, args, state, values, first=1):
+    """Set the trained weights to each value in turn, as optimizer steps first, first + 1, ..."""
+    for step, v in enumerate(values, first):
         with torch.no_grad():
             model.trained.fill_(v)
         state.global_step = step
-        cb.on_step_end(args, state, control, model=model)
-    cb.on_train_end(args, state, control, model=model)
+        cb.on_step_end(args, state, TrainerControl(), model=model)
+
+
+def _run(cb, model, args, state, values, first=1):
+    cb.on_train_begin(args, state, TrainerControl(), model=model)
+    _steps(cb, model, args, state, values, first)
+    cb.on_train_end(args, state, TrainerControl(), model=model)
 
 
 def test_the_saved_weights_are_the_mean_of_the_tail_steps(tmp_path):
     model, args = Two(), TrainingArguments(output_dir=str(tmp_path), report_to=[])
-    state = TrainerState(max_steps=4)
-    _run(TailWeightAveraging(0.5), model, args, state, [1.0, 2.0, 3.0, 5.0])
+    _run(TailWeightAveraging(0.5), model, args, TrainerState(max_steps=4), [1.0, 2.0, 3.0, 5.0])
     assert model.trained.tolist() == [4.0, 4.0, 4.0]          # steps 3 and 4 of 4
     assert model.frozen.tolist() == [7.0, 7.0]                # never touched
     model = Two()
@@ -40,29 +43,16 @@ def test_the_saved_weights_are_the_mean_of_the_tail_steps(tmp_path):
 
 def test_a_resumed_run_continues_the_average(tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path), report_to=[])
-    first = Two()
-    state = TrainerState(max_steps=6)
-    cb = TailWeightAveraging(0.0)
-    control = TrainerControl()
-    cb.on_train_begin(args, state, control, model=first)
-    for step, v in enumerate([1.0, 2.0, 6.0], 1):
-        with torch.no_grad():
-            first.trained.fill_(v)
-        state.global_step = step
-        cb.on_step_end(args, state, control, model=first)
+    first, cb, state = Two(), TailWeightAveraging(0.0), TrainerState(max_steps=6)
+    cb.on_train_begin(args, state, TrainerControl(), model=first)
+    _steps(cb, first, args, state, [1.0, 2.0, 6.0])
     (tmp_path / "checkpoint-3").mkdir()
-    cb.on_save(args, state, control)
+    cb.on_save(args, state, TrainerControl())
     assert (tmp_path / "checkpoint-3" / STATE_FILE).is_file()
     # a new process resumes at step 3 and runs steps 4-6
-    again, resumed = Two(), TailWeightAveraging(0.0)
-    state = TrainerState(max_steps=6, global_step=3)
-    resumed.on_train_begin(args, state, control, model=again)
-    for step, v in enumerate([3.0, 3.0, 3.0], 4):
-        with torch.no_grad():
-            again.trained.fill_(v)
-        state.global_step = step
-        resumed.on_step_end(args, state, control, model=again)
-    resumed.on_train_end(args, state, control, model=again)
+    again = Two()
+    _run(TailWeightAveraging(0.0), again, args, TrainerState(max_steps=6, global_step=3),
+         [3.0, 3.0, 3.0], first=4)
     assert again.trained.tolist() == [3.0, 3.0, 3.0]          # (1 + 2 + 6 + 3 + 3 + 3) / 6
 
 

@@ -29,6 +29,18 @@ def _fast(**kw) -> TrainSettings:
     return TrainSettings(**base)
 
 
+def _crash_at_step(step: int):
+    """A callback that kills training right after the checkpoint of ``step`` is written."""
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == step:
+                raise RuntimeError("simulated crash")
+
+    return Crash()
+
+
 def _examples(tmp_path: Path, n: int = 8) -> list:
     on_disk = tmp_path / "pic.png"
     Image.new("RGB", (140, 98), (20, 200, 30)).save(on_disk)
@@ -312,19 +324,13 @@ def test_full_finetuning_resumes_with_the_checkpoints_weights(tiny_qwen, tmp_pat
     """transformers alone restores no weight of a full VLM checkpoint (its keys are saved in
     another layout); r3v_train.resume loads them, so a resumed run ends as an uninterrupted one."""
     from safetensors.torch import load_file
-    from transformers import TrainerCallback
-
-    class Crash(TrainerCallback):
-        def on_save(self, args, state, control, **kw):
-            if state.global_step == 2:
-                raise RuntimeError("simulated crash")
 
     examples = _examples(tmp_path)
     s = _fast(method="full", max_steps=4, per_device_train_batch_size=2, learning_rate=1e-3,
               lr_scheduler_type="constant", save_strategy="steps", save_steps=2, save_total_limit=3)
     whole = train_sft(tiny_qwen, examples, tmp_path / "whole", s, progress=False)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False, callbacks=[Crash()])
+        train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False, callbacks=[_crash_at_step(2)])
     resumed = train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False)
     assert resumed.metrics["resumed_from"].endswith("checkpoint-2")
     a, b = (load_file(str(r.out_dir / "model.safetensors")) for r in (whole, resumed))
@@ -465,11 +471,6 @@ def test_tail_weight_averaging_saves_the_mean_of_the_last_steps_and_resumes(tiny
             seen.append({n: p.detach().clone() for n, p in model.named_parameters()
                          if p.requires_grad})
 
-    class Crash(TrainerCallback):
-        def on_save(self, args, state, control, **kw):
-            if state.global_step == 2:
-                raise RuntimeError("simulated crash")
-
     examples = _examples(tmp_path)
     s = _fast(method="full", max_steps=4, per_device_train_batch_size=2, learning_rate=1e-3,
               lr_scheduler_type="constant", save_strategy="steps", save_steps=2,
@@ -485,7 +486,7 @@ def test_tail_weight_averaging_saves_the_mean_of_the_last_steps_and_resumes(tiny
     assert not torch.allclose(saved[key].float(), seen[-1][name], atol=1e-6)
     # killed after step 2 and resumed: the same average as the run that was never stopped
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False, callbacks=[Crash()])
+        train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False, callbacks=[_crash_at_step(2)])
     resumed = train_sft(tiny_qwen, examples, tmp_path / "cut", s, progress=False)
     again = load_file(str(resumed.out_dir / "model.safetensors"))
     assert all(torch.allclose(saved[k], again[k], atol=1e-6) for k in saved)
