@@ -455,3 +455,14 @@ def test_sampled_families_compare_at_the_n_every_row_has(tmp_path):
     md = build_leaderboard([five, three], metric="majority").markdown()
     assert table_lines(md, "majority@N")["r3v"] == ["40.0", "40.0"]
     assert "N differs between rows" in md
+
+
+def test_a_run_that_selected_among_its_candidates_says_so(tmp_path):
+    """eval.select_choice: candidates is not the paper's selection: the board notes it."""
+    chose = run_folder(tmp_path, "chose", "r3v", "shapes", {"greedy": 0.4, "select@3": 0.5})
+    (chose / "config.yaml").write_text("eval:\n  select_choice: candidates\n")
+    wrote = run_folder(tmp_path, "wrote", "r3v", "shapes", {"greedy": 0.4, "select@3": 0.45})
+    (wrote / "config.yaml").write_text("eval:\n  select_choice: generate\n")
+    md = build_leaderboard([chose, wrote]).markdown()
+    assert md.count("eval.select_choice: candidates") == 1
+    assert "chose: shapes: select@N chose among its candidates' answers" in md

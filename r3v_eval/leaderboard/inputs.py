@@ -144,6 +144,33 @@ def _run_cell(final: Any, path: Path, note: str | None = None) -> Cell:
     return Cell(metrics, str(path), note=note, own=own)
 
 
+#: how a run's select@N took its answer, when not as the paper does (``eval.select_choice``)
+SELECT_CHOICE_NOTES = {
+    "candidates": "select@N chose among its candidates' answers, the one whose select reply the "
+                  "model found most likely (eval.select_choice: candidates)",
+}
+
+
+def _run_config(folder: Path, required: bool) -> dict:
+    import yaml
+
+    cfg_file = folder / "config.yaml"
+    if not required and not cfg_file.is_file():
+        return {}
+    try:
+        cfg = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise LeaderboardError(f"cannot read r3v run config {cfg_file}: {exc}") from None
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _select_note(cfg: dict, cell: Cell) -> None:
+    choice = (cfg.get("eval") or {}).get("select_choice", "generate")
+    note = SELECT_CHOICE_NOTES.get(choice)
+    if note and any(k.startswith("select@") for k in cell.metrics):
+        cell.note = f"{cell.note}; {note}" if cell.note else note
+
+
 def read_run(folder: Path) -> tuple[str, str, Cell]:
     """A run folder -> (method, benchmark, Cell); an unfinished run gives its latest eval."""
     metrics_file = folder / "metrics.json"
@@ -159,14 +186,9 @@ def read_run(folder: Path) -> tuple[str, str, Cell]:
         if not cell.metrics:
             raise LeaderboardError(f"r3v run {folder}: metrics.json has no final metrics "
                                    "(did the run evaluate anything?)")
+        _select_note(_run_config(folder, required=False), cell)
         return method, bench, cell
-    import yaml
-
-    cfg_file = folder / "config.yaml"
-    try:
-        cfg = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise LeaderboardError(f"cannot read r3v run config {cfg_file}: {exc}") from None
+    cfg = _run_config(folder, required=True)
     evals = sorted(folder.glob("iter_*/eval.json"), key=lambda p: int(p.parent.name[5:]))
     if not evals:
         raise LeaderboardError(f"r3v run {folder} has no metrics.json and no iter_<t>/eval.json yet")
@@ -175,6 +197,7 @@ def read_run(folder: Path) -> tuple[str, str, Cell]:
     bench = bench_name(str(cfg.get("data", {}).get("benchmark") or "?"))
     cell = _run_cell(data.get("metrics") if isinstance(data, dict) else None, evals[-1],
                      note=f"unfinished run: latest evaluated {evals[-1].parent.name}")
+    _select_note(cfg, cell)
     return method, bench, cell
 
 
