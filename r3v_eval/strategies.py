@@ -108,9 +108,6 @@ def pass_at_n(bench: Benchmark, problems: Sequence[Problem],
 
 
 # ------------------------------------------------------- test-time selection
-SELECT_CHOICES = prompts.SELECT_CHOICES
-
-
 def select(engine: Engine, bench: Benchmark, problems: Sequence[Problem],
            candidates: Sequence[Sequence[str]], style: str = "qwen",
            max_new_tokens: int = SELECT_MAX_NEW_TOKENS, progress: bool = True, *,
@@ -124,8 +121,9 @@ def select(engine: Engine, bench: Benchmark, problems: Sequence[Problem],
     finds most likely is taken (ties: the earliest candidate's). A question whose candidates
     give no answer gets none and counts as wrong. Needs an engine that scores replies
     (``loglikelihood``: the ``hf`` engine)."""
-    if choice not in SELECT_CHOICES:
-        raise ValueError(f"select choice must be one of {', '.join(SELECT_CHOICES)}, got {choice!r}")
+    if choice not in prompts.SELECT_CHOICES:
+        raise ValueError(f"select choice must be one of {', '.join(prompts.SELECT_CHOICES)}, "
+                         f"got {choice!r}")
     texts = [prompts.select_prompt(bench, p, c, style) for p, c in zip(problems, candidates)]
     fields = [_candidate_fields(bench, p, c) for p, c in zip(problems, candidates)]
     if choice == "generate":

@@ -80,7 +80,6 @@ METHOD_TASKS: dict[str, tuple[str, ...]] = {
     "star": ("sft",),
 }
 MAX_REPORTED_IDS = 10
-SELECT_TARGETS = prompts.SELECT_TARGETS
 _ANSWER_LINE = re.compile(r"Answer:")
 
 
@@ -146,8 +145,8 @@ class ReflectConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"reflect.{name} must be >= 1 (switch the task off instead), "
                                  f"got {getattr(self, name)}")
-        if self.select_target not in SELECT_TARGETS:
-            raise ValueError(f"reflect.select_target must be one of {', '.join(SELECT_TARGETS)}, "
+        if self.select_target not in prompts.SELECT_TARGETS:
+            raise ValueError(f"reflect.select_target must be one of {', '.join(prompts.SELECT_TARGETS)}, "
                              f"got {self.select_target!r}")
         if self.n_candidates < 1:
             raise ValueError(f"reflect.n_candidates must be >= 1, got {self.n_candidates}")
