@@ -65,6 +65,10 @@ def test_decode_figures(run, backbone):
         assert b["tokens_per_s"] > 0 and b["decode_tokens_per_s"] > b["tokens_per_s"]
         assert 0 < b["decode_s"] < b["wall_s"]
         assert 0 < b["roofline_share"] <= 1.5
+        cold = b["cold_pass"]  # the first full pass, timed apart from the reported one
+        assert cold["decode_s"] > 0 and cold["wall_s"] > 0
+        assert cold["ms_per_decode_step"] == pytest.approx(1000 * cold["decode_s"]
+                                                           / b["decode_steps"])
         assert b["peak_gpu_memory_gib"] == "n/a (CPU)"
         # bytes read: the weights at every step, plus the cache growing from the prompt
         prompt = b["prompt_tokens_per_call"]
