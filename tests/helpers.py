@@ -53,3 +53,19 @@ def run_folder(root: Path, name: str, method: str, benchmark: str, final: dict[s
                "final": final, "history": [{"iteration": 1, "metrics": final}]}
     (d / "metrics.json").write_text(json.dumps(summary, indent=2))
     return d
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` as a module (its sibling scripts importable)."""
+    import importlib.util
+    import sys
+
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"r3v_bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -4,20 +4,9 @@ copy of the sampler held to the sampler itself."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(f"r3v_bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_benchmark
 
 
 def test_row_sampler_parts_pick_what_the_sampler_picks():
@@ -26,7 +15,7 @@ def test_row_sampler_parts_pick_what_the_sampler_picks():
     from r3v_eval.engines.base import PAPER_SAMPLING
     from r3v_eval.engines.hf import RowSampler
 
-    bench = _load("row_sampler")
+    bench = load_benchmark("row_sampler")
     scores = torch.randn(5, 400, generator=torch.Generator().manual_seed(3))
     sampler = RowSampler(PAPER_SAMPLING, [11, 12, 13, 14, 15], "cpu")
     steps, one_hot = bench.parts(sampler, scores)
@@ -37,7 +26,7 @@ def test_row_sampler_parts_pick_what_the_sampler_picks():
 
 
 def test_row_sampler_bench_on_cpu(tmp_path):
-    bench = _load("row_sampler")
+    bench = load_benchmark("row_sampler")
     out = bench.main(["--device", "cpu", "--rows", "2", "4", "--vocab", "1000", "--repeats", "2",
                       "--out", str(tmp_path / "rs.json")])
     written = json.loads((tmp_path / "rs.json").read_text())
@@ -48,7 +37,7 @@ def test_row_sampler_bench_on_cpu(tmp_path):
 
 
 def test_decode_profile_on_cpu(tmp_path):
-    bench = _load("decode_profile")
+    bench = load_benchmark("decode_profile")
     out = bench.main(["--device", "cpu", "--tiny", "tiny", "--prompts", "2", "--batch-sizes",
                       "2", "--new-tokens", "4", "--profile-tokens", "3",
                       "--profile-ways", "row_sampler", "--out-dir", str(tmp_path)])

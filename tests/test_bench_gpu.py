@@ -3,25 +3,12 @@ and the real-size arithmetic its roofline rests on."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from helpers import load_benchmark
 
-
-def _load(name: str):
-    sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(f"r3v_bench_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gpu = _load("gpu")
+gpu = load_benchmark("gpu")
 
 PROMPTS, NEW_TOKENS, BATCH_SIZES, STEPS, TRAIN_BATCH = 2, 16, (1, 2), 2, 2
 
@@ -108,7 +95,7 @@ def test_real_size_roofline_arithmetic(tmp_path, name, params, weight_bytes, kv_
 
     from r3v_train.tiny import build_tiny_model
 
-    real_size = _load("real_size")
+    real_size = load_benchmark("real_size")
     folder = build_tiny_model(real_size.REAL_CONFIGS[name]["arch"], tmp_path / "m")
     model = real_size.build_real_size_model(name, folder, device="meta", dtype=torch.bfloat16)
     assert sum(p.numel() for p in model.parameters()) == params
