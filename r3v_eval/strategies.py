@@ -120,7 +120,7 @@ def select(engine: Engine, bench: Benchmark, problems: Sequence[Problem],
     select items were trained to answer, :func:`prompts.select_reply`) and the one the model
     finds most likely is taken (ties: the earliest candidate's). A question whose candidates
     give no answer gets none and counts as wrong. Needs an engine that scores replies
-    (``loglikelihood``: the ``hf`` engine)."""
+    (``loglikelihood``: the ``hf`` and ``vllm`` engines)."""
     if choice not in prompts.SELECT_CHOICES:
         raise ValueError(f"select choice must be one of {', '.join(prompts.SELECT_CHOICES)}, "
                          f"got {choice!r}")
@@ -148,7 +148,7 @@ def _most_likely_candidate(engine: Engine, problems: Sequence[Problem], texts: S
     score = getattr(engine, "loglikelihood", None)
     if score is None:
         raise ValueError(f"select choice 'candidates' scores replies, which the "
-                         f"{type(engine).__name__} engine cannot do; use the hf engine or "
+                         f"{type(engine).__name__} engine cannot do; use the hf or vllm engine or "
                          "choice 'generate'")
     options = [[prompts.select_reply(a, target) for a in dict.fromkeys(x for x in ans if x is not None)]
                for ans in answers]

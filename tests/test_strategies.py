@@ -88,7 +88,7 @@ def test_select_candidates_writes_replies_in_the_trained_target_format():
 
 def test_select_candidates_needs_an_engine_that_scores_and_a_known_choice():
     engine = ScriptedEngine([("", ["5"])])
-    with pytest.raises(ValueError, match="cannot do; use the hf engine"):
+    with pytest.raises(ValueError, match="cannot do; use the hf or vllm engine"):
         strategies.select(engine, CountingBench(), problems(["5"]), [["Answer:\n5"]],
                           choice="candidates")
     with pytest.raises(ValueError, match="select choice must be one of generate, candidates"):

@@ -47,6 +47,47 @@ class _FakeSamplingParams:
     max_tokens: int = 16
     seed: int | None = None
     stop: list | None = None
+    prompt_logprobs: int | None = None
+
+
+@dataclass
+class _Logprob:
+    logprob: float
+
+
+@dataclass
+class _ScoredOutput:
+    prompt_token_ids: list
+    prompt_logprobs: list
+    outputs: list
+
+
+class _HFBackedLLM:
+    """Answers prompt_logprobs as vLLM documents them (None for the first prompt token, then a
+    {token id: Logprob} per token, image placeholders expanded), computed with a real tiny
+    checkpoint read by transformers, one prompt at a time."""
+
+    def __init__(self, folder):
+        from r3v_eval.engines.hf import HFEngine
+
+        self.hf = HFEngine(str(folder), device="cpu", batch_size=1)
+        self.calls = []
+
+    def generate(self, prompts, params, lora_request=None, use_tqdm=True):
+        import torch
+
+        self.calls.append((prompts, params))
+        outs = []
+        for p in prompts:
+            req = GenRequest(p["prompt"], p.get("multi_modal_data", {}).get("image"))
+            inputs = self.hf._encode_texts([req.prompt], [req])
+            with torch.inference_mode():
+                logp = self.hf.model(**inputs).logits[0].float().log_softmax(-1)
+            ids = inputs["input_ids"][0].tolist()
+            per_token = [None] + [{t: _Logprob(float(logp[i - 1, t]))} for i, t in
+                                  enumerate(ids) if i > 0]
+            outs.append(_ScoredOutput(ids, per_token, [_Completion("")]))
+        return outs
 
 
 @dataclass
@@ -154,3 +195,38 @@ def test_unknown_backend():
 
     with pytest.raises(ValueError, match="unknown backend"):
         load_engine("tgi", "m")
+
+
+def test_loglikelihood_reads_the_replys_prompt_logprobs_as_the_hf_engine_scores(fake_vllm,
+                                                                               tiny_qwen):
+    from r3v_eval.engines.hf import HFEngine
+    from r3v_eval.engines.vllm import VLLMEngine
+
+    hf = HFEngine(str(tiny_qwen), device="cpu", batch_size=2)
+    eng = VLLMEngine(str(tiny_qwen), processor=hf.processor)
+    eng.llm = _HFBackedLLM(tiny_qwen)
+    img = Image.new("RGB", (56, 56), "red")
+    reqs = [GenRequest("How many red squares are there?", img), GenRequest("What is 5 - 2?"),
+            GenRequest("How many red squares are there?", img)]
+    replies = ["Answer:\n7", "5 - 2 = 3.", "Answer:\n2"]
+    scores = eng.loglikelihood(reqs, replies, progress=False)
+    assert scores == pytest.approx(hf.loglikelihood(reqs, replies, progress=False), abs=1e-4)
+    assert scores[0] != pytest.approx(scores[2])  # the reply is what is scored
+    (prompts, params), = eng.llm.calls
+    assert params.prompt_logprobs == 0 and params.max_tokens == 1 and params.temperature == 0.0
+    assert prompts[0]["multi_modal_data"] == {"image": img} and "multi_modal_data" not in prompts[1]
+    assert prompts[1]["prompt"].endswith("5 - 2 = 3.<|im_end|>")
+
+
+def test_loglikelihood_refuses_outputs_without_prompt_logprobs(fake_vllm):
+    from r3v_eval.engines.vllm import _reply_logprob
+
+    with pytest.raises(RuntimeError, match="no per-token prompt log-probs"):
+        _reply_logprob(_ScoredOutput([1, 2, 3], None, []), 1)
+    with pytest.raises(RuntimeError, match="cannot be the end"):
+        _reply_logprob(_ScoredOutput([1, 2], [None, {2: _Logprob(-1.0)}], []), 2)
+    with pytest.raises(RuntimeError, match="lack prompt token 2"):
+        _reply_logprob(_ScoredOutput([1, 2, 3], [None, {2: _Logprob(-1.0)}, {9: _Logprob(-2.0)}],
+                                     []), 2)
+    assert _reply_logprob(_ScoredOutput([1, 2, 3], [None, {2: _Logprob(-1.0)},
+                                                    {3: _Logprob(-2.5)}], []), 2) == -3.5

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 
 def user_message(prompt: str, has_image: bool) -> list[dict[str, Any]]:
@@ -41,3 +41,27 @@ def chat_text_with_reply(processor: Any, prompt: str, reply: str, *,
             f"{type(processor).__name__}'s chat template does not render an assistant reply after "
             "its generation prompt; replies cannot be scored with it")
     return prefix, whole
+
+
+def scored_replies(processor: Any, requests: Sequence[Any],
+                   replies: Sequence[str]) -> tuple[list[str], list[int]]:
+    """For engines that score replies: each request's whole conversation with its reply
+    (:func:`chat_text_with_reply`) and how many of that text's last tokens are the reply's
+    (its end-of-turn marker included), counted with the processor's tokenizer. A reply whose
+    first tokens merge with the generation prompt's last ones is an error: it has no tokens
+    of its own to score."""
+    if len(requests) != len(replies):
+        raise ValueError(f"{len(requests)} requests but {len(replies)} replies")
+    tok = processor.tokenizer
+    wholes, counts = [], []
+    for r, reply in zip(requests, replies):
+        prefix, whole = chat_text_with_reply(processor, r.prompt, reply,
+                                             has_image=r.image is not None)
+        head = tok(prefix, add_special_tokens=False)["input_ids"]
+        ids = tok(whole, add_special_tokens=False)["input_ids"]
+        if ids[:len(head)] != head:
+            raise ValueError(f"the reply {reply!r} merges with the generation prompt into other "
+                             "tokens; it cannot be scored apart from it")
+        wholes.append(whole)
+        counts.append(len(ids) - len(head))
+    return wholes, counts

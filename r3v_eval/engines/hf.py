@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from tqdm.auto import tqdm
 
 from r3v_eval.engines.base import DTYPES, GenRequest, Sampling, cut_at_stop, sample_seeds
-from r3v_eval.engines.chat import chat_text, chat_text_with_reply
+from r3v_eval.engines.chat import chat_text, scored_replies
 
 
 def resolve_device(device: str) -> str:
@@ -196,20 +196,8 @@ class HFEngine:
         forward pass per batch, the reply scored where it stands in the chat template."""
         import torch
 
-        if len(requests) != len(replies):
-            raise ValueError(f"{len(requests)} requests but {len(replies)} replies")
-        tok = self.processor.tokenizer
-        wholes, reply_tokens = [], []
-        for r, reply in zip(requests, replies):
-            prefix, whole = chat_text_with_reply(self.processor, r.prompt, reply,
-                                                 has_image=r.image is not None)
-            head = tok(prefix, add_special_tokens=False)["input_ids"]
-            ids = tok(whole, add_special_tokens=False)["input_ids"]
-            if ids[:len(head)] != head:
-                raise ValueError(f"the reply {reply!r} merges with the generation prompt into other "
-                                 "tokens; it cannot be scored apart from it")
-            wholes.append(GenRequest(whole, r.image))
-            reply_tokens.append(len(ids) - len(head))
+        texts, reply_tokens = scored_replies(self.processor, requests, replies)
+        wholes = [GenRequest(t, r.image) for t, r in zip(texts, requests)]
         scores: list[float] = [0.0] * len(requests)
         bar = tqdm(total=len(requests), desc="score replies", disable=not progress, unit="reply")
         for idxs in self._batches(wholes):

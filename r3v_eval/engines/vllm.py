@@ -3,7 +3,7 @@
 vLLM is an optional extra (``pip install r3v[vllm]``) with CUDA-only wheels. It cannot be
 installed on the CPU machines this project is built and tested on, so this backend is kept
 thin over vLLM's documented API (``LLM``, ``SamplingParams``, ``LoRARequest``) and its
-request building / output reading is unit-tested against a stand-in with the same
+request building, output reading and reply scoring are unit-tested against a stand-in with the same
 interface. It has **not** been run against a real vLLM here.
 
 Notes from vLLM's documentation that this code relies on:
@@ -11,7 +11,12 @@ Notes from vLLM's documentation that this code relies on:
 * multimodal prompts are ``{"prompt": text, "multi_modal_data": {"image": PIL}}`` where the
   text already holds the model's chat template (built here with the HF processor);
 * ``limit_mm_per_prompt={"image": 1}`` and ``mm_processor_kwargs`` (e.g. ``max_pixels``) are
-  engine arguments; LoRA needs ``enable_lora=True`` and ``max_lora_rank`` >= the adapter's r.
+  engine arguments; LoRA needs ``enable_lora=True`` and ``max_lora_rank`` >= the adapter's r;
+* ``SamplingParams(prompt_logprobs=0)`` makes each ``RequestOutput`` carry ``prompt_logprobs``:
+  one entry per prompt token (``None`` for the first), each mapping token ids to ``Logprob``
+  objects (``.logprob``) and always holding the prompt's own token; ``prompt_token_ids`` are the
+  tokens vLLM read (image placeholders expanded, so only the end of the prompt lines up with
+  the processor's own tokenization).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from r3v_eval.engines.base import GenRequest, Sampling, cut_at_stop, request_seed
-from r3v_eval.engines.chat import chat_text
+from r3v_eval.engines.chat import chat_text, scored_replies
 
 _LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -121,3 +126,39 @@ class VLLMEngine:
                 raise RuntimeError(f"vLLM returned {len(texts)} samples, expected n={sampling.n}")
             results.append(texts)
         return results
+
+    def loglikelihood(self, requests: Sequence[GenRequest], replies: Sequence[str],
+                      progress: bool = True) -> list[float]:
+        """For each request, the log-probability (natural log, summed over tokens) of ``reply``
+        as the assistant's whole turn, its end-of-turn marker included, as the ``hf`` engine
+        scores it: the conversation with the reply is the prompt, vLLM returns the log-prob of
+        every prompt token (``prompt_logprobs=0``), and the reply's tokens are the last ones
+        (counted with the processor's tokenizer, :func:`~r3v_eval.engines.chat.scored_replies`)."""
+        texts, counts = scored_replies(self.processor, requests, replies)
+        prompts = [{"prompt": t, **({"multi_modal_data": {"image": r.image}}
+                                    if r.image is not None else {})}
+                   for t, r in zip(texts, requests)]  # already in the chat template
+        params = self._vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1, prompt_logprobs=0)
+        outputs = self.llm.generate(prompts, params, lora_request=self.lora_request,
+                                    use_tqdm=progress)
+        if len(outputs) != len(requests):
+            raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
+        return [_reply_logprob(out, k) for out, k in zip(outputs, counts)]
+
+
+def _reply_logprob(output: Any, reply_tokens: int) -> float:
+    """The summed log-prob of the last ``reply_tokens`` prompt tokens of one vLLM output."""
+    ids, logprobs = list(output.prompt_token_ids), output.prompt_logprobs
+    if logprobs is None or len(logprobs) != len(ids):
+        raise RuntimeError("vLLM returned no per-token prompt log-probs (prompt_logprobs) for a "
+                           "scored reply, or not one per prompt token")
+    if not 0 < reply_tokens < len(ids):
+        raise RuntimeError(f"a reply of {reply_tokens} tokens cannot be the end of a "
+                           f"{len(ids)}-token prompt")
+    total = 0.0
+    for pos in range(len(ids) - reply_tokens, len(ids)):
+        entry = logprobs[pos]
+        if entry is None or ids[pos] not in entry:
+            raise RuntimeError(f"vLLM's prompt log-probs lack prompt token {pos} (id {ids[pos]})")
+        total += float(entry[ids[pos]].logprob)
+    return total
