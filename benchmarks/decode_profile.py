@@ -101,6 +101,13 @@ def _generate_rows(engine, requests, way: str, new_tokens: int, seed: int) -> No
                 engine.model.generate(**inputs, **kw)
 
 
+def per_step_ms(decode_s: float, steps: int) -> float | None:
+    """Milliseconds per decode step, or None when the full pass took no longer than the
+    one-token pass (noise larger than the decode time: decode more tokens), never a negative
+    or zero figure reported as a speed."""
+    return 1000 * decode_s / steps if decode_s > 0 and steps > 0 else None
+
+
 def decode_ms_per_step(engine, requests, way: str, new_tokens: int, seed: int) -> dict:
     """Decode milliseconds per step of ``way``: the full pass minus the one-token pass."""
     model = engine.model
@@ -112,7 +119,7 @@ def decode_ms_per_step(engine, requests, way: str, new_tokens: int, seed: int) -
     steps = sum(c["new_tokens"] - 1 for c in full.calls)
     rows = max(c["rows"] for c in full.calls)
     return {"way": way, "rows_per_call": rows, "generate_calls": len(full.calls),
-            "decode_s": decode_s, "steps": steps, "ms_per_step": 1000 * decode_s / steps}
+            "decode_s": decode_s, "steps": steps, "ms_per_step": per_step_ms(decode_s, steps)}
 
 
 def _profiled(engine, requests, way: str, new_tokens: int, seed: int):
@@ -157,19 +164,24 @@ def profile_step(engine, requests, way: str, new_tokens: int, seed: int, out_ste
               for k in (["self_device_time_total"] if on_cuda else []) + ["self_cpu_time_total"]]
     text = out_stem.with_name(f"{out_stem.name}_{way}.txt")
     text.write_text("\n\n".join(tables) + "\n")
-    per_step_wall = (full_wall - one_wall) / steps
-    per_step_device = (f["device_us"] - o["device_us"]) / 1e6 / steps
+    wall_ms = per_step_ms(full_wall - one_wall, steps)
+    device_ms = per_step_ms((f["device_us"] - o["device_us"]) / 1e6, steps) if on_cuda else None
     top = sorted(f["kernels"], key=lambda e: e.self_device_time_total or 0, reverse=True)[:10]
     return {"way": way, "new_tokens": new_tokens, "steps": steps,
-            "wall_ms_per_step": 1000 * per_step_wall,
-            "device_busy_ms_per_step": 1000 * per_step_device if on_cuda else None,
-            "device_busy_share": per_step_device / per_step_wall if on_cuda else None,
+            "wall_ms_per_step": wall_ms,
+            "device_busy_ms_per_step": device_ms,
+            "device_busy_share": device_ms / wall_ms if device_ms and wall_ms else None,
             "host_syncs_per_step": {k: (v - o["syncs"].get(k, 0)) / steps
                                     for k, v in f["syncs"].items()},
             "top_device_ops_full_pass": [{"op": e.key, "calls": e.count,
                                           "self_device_ms": (e.self_device_time_total or 0) / 1e3}
                                          for e in top],
             "tables": text.name}
+
+
+def _ms(value: float | None) -> str:
+    return "(no longer than the one-token pass: decode more tokens)" if value is None \
+        else f"{value:7.2f} ms"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -221,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
             row["batch_size"] = batch_size
             results["ways"].append(row)
             print(f"  {batch_size:>3} prompts ({row['rows_per_call']} rows) {way:<21} "
-                  f"{row['ms_per_step']:7.2f} ms per decode step", flush=True)
+                  f"{_ms(row['ms_per_step'])} per decode step", flush=True)
     stem = (out_dir or work) / f"decode_profile_{slug}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     engine.batch_size = min(args.batch_sizes)
@@ -230,10 +242,10 @@ def main(argv: list[str] | None = None) -> dict:
         p = profile_step(engine, requests[:engine.batch_size], way, args.profile_tokens,
                          args.seed, stem)
         results["profiles"].append(p)
-        busy = ("" if p["device_busy_ms_per_step"] is None else
-                f", device busy {p['device_busy_ms_per_step']:.2f} ms "
+        busy = ("" if p["device_busy_share"] is None else
+                f", device busy {_ms(p['device_busy_ms_per_step'])} "
                 f"({p['device_busy_share']:.0%})")
-        print(f"  profile {way} ({engine.batch_size} prompts): {p['wall_ms_per_step']:.2f} ms "
+        print(f"  profile {way} ({engine.batch_size} prompts): {_ms(p['wall_ms_per_step'])} "
               f"per step{busy}; host syncs per step {p['host_syncs_per_step']}", flush=True)
         for op in p["top_device_ops_full_pass"]:
             print(f"    {op['self_device_ms']:9.1f} ms  {op['calls']:>6}x  {op['op'][:90]}")
