@@ -16,9 +16,9 @@ real-size pictures from :mod:`real_size`):
    of the second full pass's and the one-token pass's ``generate`` times is the decode time.
    The first full pass is timed too and kept under ``cold_pass``: on the H200 every shape seen
    for the first time (each decode step's context length) cost host work, and the first pass ran
-   2-3x slower than the same pass repeated (``--no-warm-pass`` skips the repeat). Figures: tokens/s end to end
-   (all new tokens / the engine's wall time), decode tokens/s, milliseconds per decode step, and
-   the **share of the memory-bandwidth roofline**: the bytes a decode step must read (the
+   2-3x slower than the same pass repeated (``--no-warm-pass`` skips the repeat). Figures:
+   tokens/s end to end (all new tokens / the engine's wall time), decode tokens/s,
+   milliseconds per decode step, and the **share of the memory-bandwidth roofline**: the bytes a decode step must read (the
    language model's weights, tied embeddings counted once as the output head, plus the KV cache
    at the step's context length: layers x 2 x KV heads x head dim x dtype bytes x tokens x rows,
    padding included) summed over the steps, per second of decode time, divided by the
@@ -332,9 +332,11 @@ def cold_pass_figures(cold: tuple[list[dict], float], prefill: list[dict], warm:
     calls, wall = cold
     decode_s = sum(c["seconds"] for c in calls) - sum(p["seconds"] for p in prefill)
     steps = warm["decode_steps"]
-    return {"wall_s": wall, "decode_s": decode_s, "ms_per_decode_step": 1000 * decode_s / steps,
+    timed = decode_s > 0  # else noise outweighed the decode time: no speed is reported
+    return {"wall_s": wall, "decode_s": decode_s,
+            "ms_per_decode_step": 1000 * decode_s / steps if timed else None,
             "roofline_share": warm["bytes_read_by_decode_steps"] / decode_s / bandwidth
-            if decode_s > 0 else None}
+            if timed else None}
 
 
 def decode_figures(batch_size: int, prefill: list[dict], full: list[dict], wall: float,
