@@ -18,8 +18,8 @@ real-size pictures from :mod:`real_size`):
    for the first time (each decode step's context length) cost host work, and the first pass ran
    2-3x slower than the same pass repeated (``--no-warm-pass`` skips the repeat). Figures:
    tokens/s end to end (all new tokens / the engine's wall time), decode tokens/s,
-   milliseconds per decode step, and the **share of the memory-bandwidth roofline**: the bytes a decode step must read (the
-   language model's weights, tied embeddings counted once as the output head, plus the KV cache
+   milliseconds per decode step, and the **share of the memory-bandwidth roofline**: the bytes
+   a decode step must read (the language model's weights, tied embeddings counted once as the output head, plus the KV cache
    at the step's context length: layers x 2 x KV heads x head dim x dtype bytes x tokens x rows,
    padding included) summed over the steps, per second of decode time, divided by the
    bandwidth **measured in this run** (a large device-to-device tensor copy, bytes read and
