@@ -13,17 +13,17 @@ real-size pictures from :mod:`real_size`):
    ``sampling.py`` so every row decodes exactly the same number of tokens, at each of
    ``--batch-sizes`` (prompts per ``generate`` call; rows = prompts x 3). Each batch size runs
    the same prompts in full twice, then with one new token (the prefill alone); the difference
-   of the second full pass's and the one-token pass's ``generate`` times is the decode time.
-   The first full pass is timed too and kept under ``cold_pass``: on the H200 every shape seen
-   for the first time (each decode step's context length) cost host work, and the first pass ran
+   of the second full pass's and the one-token pass's ``generate`` times is the decode time. The
+   first full pass is timed too and kept under ``cold_pass``: on the H200 every shape seen for
+   the first time (each decode step's context length) cost host work, and the first pass ran
    2-3x slower than the same pass repeated (``--no-warm-pass`` skips the repeat). Figures:
-   tokens/s end to end (all new tokens / the engine's wall time), decode tokens/s,
-   milliseconds per decode step, and the **share of the memory-bandwidth roofline**: the bytes
-   a decode step must read (the language model's weights, tied embeddings counted once as the output head, plus the KV cache
-   at the step's context length: layers x 2 x KV heads x head dim x dtype bytes x tokens x rows,
-   padding included) summed over the steps, per second of decode time, divided by the
-   bandwidth **measured in this run** (a large device-to-device tensor copy, bytes read and
-   written; a memcpy on CPU). Target: >= 50% at the best batch size.
+   tokens/s end to end (all new tokens / the engine's wall time), decode tokens/s, milliseconds
+   per decode step, and the **share of the memory-bandwidth roofline**: the bytes a decode step
+   must read (the language model's weights, tied embeddings counted once as the output head,
+   plus the KV cache at the step's context length: layers x 2 x KV heads x head dim x dtype
+   bytes x tokens x rows, padding included) summed over the steps, per second of decode time,
+   divided by the bandwidth **measured in this run** (a large device-to-device tensor copy,
+   bytes read and written; a memcpy on CPU). Target: >= 50% at the best batch size.
 2. **Training.** ``--train-steps`` LoRA steps of ``r3v_train.trainer.train_sft`` (the project's
    TRL path with its :class:`TrainSettings`: LoRA r=64 on the language model, gradient
    checkpointing, length grouping, bf16 on a GPU) on R3V's longest example kind, a self-select
