@@ -101,13 +101,6 @@ def _generate_rows(engine, requests, way: str, new_tokens: int, seed: int) -> No
                 engine.model.generate(**inputs, **kw)
 
 
-def per_step_ms(decode_s: float, steps: int) -> float | None:
-    """Milliseconds per decode step, or None when the full pass took no longer than the
-    one-token pass (noise larger than the decode time: decode more tokens), never a negative
-    or zero figure reported as a speed."""
-    return 1000 * decode_s / steps if decode_s > 0 and steps > 0 else None
-
-
 def decode_ms_per_step(engine, requests, way: str, new_tokens: int, seed: int) -> dict:
     """Decode milliseconds per step of ``way``: the full pass minus the one-token pass."""
     model = engine.model
@@ -115,11 +108,12 @@ def decode_ms_per_step(engine, requests, way: str, new_tokens: int, seed: int) -
         _generate_rows(engine, requests, way, new_tokens, seed)
     with gpu.GenerateLog(model, engine.device) as prefill:
         _generate_rows(engine, requests, way, 1, seed)
-    decode_s = sum(f["seconds"] for f in full.calls) - sum(p["seconds"] for p in prefill.calls)
+    decode_s = gpu.decode_seconds(full.calls, prefill.calls)
     steps = sum(c["new_tokens"] - 1 for c in full.calls)
     rows = max(c["rows"] for c in full.calls)
     return {"way": way, "rows_per_call": rows, "generate_calls": len(full.calls),
-            "decode_s": decode_s, "steps": steps, "ms_per_step": per_step_ms(decode_s, steps)}
+            "decode_s": decode_s, "steps": steps,
+            "ms_per_step": gpu.per_step_ms(decode_s, steps)}
 
 
 def _profiled(engine, requests, way: str, new_tokens: int, seed: int):
@@ -164,8 +158,9 @@ def profile_step(engine, requests, way: str, new_tokens: int, seed: int, out_ste
               for k in (["self_device_time_total"] if on_cuda else []) + ["self_cpu_time_total"]]
     text = out_stem.with_name(f"{out_stem.name}_{way}.txt")
     text.write_text("\n\n".join(tables) + "\n")
-    wall_ms = per_step_ms(full_wall - one_wall, steps)
-    device_ms = per_step_ms((f["device_us"] - o["device_us"]) / 1e6, steps) if on_cuda else None
+    wall_ms = gpu.per_step_ms(full_wall - one_wall, steps)
+    device_ms = (gpu.per_step_ms((f["device_us"] - o["device_us"]) / 1e6, steps) if on_cuda
+                 else None)
     top = sorted(f["kernels"], key=lambda e: e.self_device_time_total or 0, reverse=True)[:10]
     return {"way": way, "new_tokens": new_tokens, "steps": steps,
             "wall_ms_per_step": wall_ms,

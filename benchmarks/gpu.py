@@ -323,6 +323,18 @@ def measure_decode(folder: Path, args, bandwidth: float, max_pixels: int, budget
     return out
 
 
+def decode_seconds(full: list[dict], prefill: list[dict]) -> float:
+    """Decode time of a full pass: its ``generate`` seconds minus the one-token pass's."""
+    return sum(c["seconds"] for c in full) - sum(c["seconds"] for c in prefill)
+
+
+def per_step_ms(decode_s: float, steps: int) -> float | None:
+    """Milliseconds per decode step, or None when the full pass took no longer than the
+    one-token pass (noise larger than the decode time: decode more tokens), never a negative
+    or zero figure reported as a speed."""
+    return 1000 * decode_s / steps if decode_s > 0 and steps > 0 else None
+
+
 def cold_pass_figures(cold: tuple[list[dict], float], prefill: list[dict], warm: dict,
                       bandwidth: float) -> dict:
     """The first full pass at a batch size, timed like the warm one: on a GPU each new shape
@@ -330,13 +342,11 @@ def cold_pass_figures(cold: tuple[list[dict], float], prefill: list[dict], warm:
     ran the first pass 2-3x slower than the same pass repeated), so a cold pass understates
     what steady sampling reaches."""
     calls, wall = cold
-    decode_s = sum(c["seconds"] for c in calls) - sum(p["seconds"] for p in prefill)
-    steps = warm["decode_steps"]
-    timed = decode_s > 0  # else noise outweighed the decode time: no speed is reported
-    return {"wall_s": wall, "decode_s": decode_s,
-            "ms_per_decode_step": 1000 * decode_s / steps if timed else None,
+    decode_s = decode_seconds(calls, prefill)
+    ms = per_step_ms(decode_s, warm["decode_steps"])  # None: noise outweighed the decode time
+    return {"wall_s": wall, "decode_s": decode_s, "ms_per_decode_step": ms,
             "roofline_share": warm["bytes_read_by_decode_steps"] / decode_s / bandwidth
-            if timed else None}
+            if ms is not None else None}
 
 
 def decode_figures(batch_size: int, prefill: list[dict], full: list[dict], wall: float,
@@ -351,7 +361,7 @@ def decode_figures(batch_size: int, prefill: list[dict], full: list[dict], wall:
     if shapes != [(c["rows"], c["prompt_tokens"]) for c in prefill]:
         raise RuntimeError(f"batch size {batch_size}: the prefill-only pass batched the prompts "
                            "differently from the full pass")
-    decode_s = sum(f["seconds"] - p["seconds"] for f, p in zip(full, prefill))
+    decode_s = decode_seconds(full, prefill)
     steps = sum(c["new_tokens"] - 1 for c in full)
     if decode_s <= 0:
         raise RuntimeError(f"batch size {batch_size}: the full pass took no longer than the "

@@ -46,7 +46,7 @@ def test_decode_profile_on_cpu(tmp_path):
         # every way decodes 3 rows per prompt, greedy and arg-max too (rows expanded)
         assert w["rows_per_call"] == 2 * 3 and w["generate_calls"] == 1
         assert w["steps"] == 3  # the time itself is noise at 4 tokens on a shared CPU
-        assert w["ms_per_step"] == bench.per_step_ms(w["decode_s"], 3)
+        assert w["ms_per_step"] == bench.gpu.per_step_ms(w["decode_s"], 3)
     (p,) = out["profiles"]
     assert p["way"] == "row_sampler" and p["steps"] == 2 and p["device_busy_share"] is None
     assert (tmp_path / p["tables"]).read_text().startswith("## row_sampler")
@@ -54,6 +54,6 @@ def test_decode_profile_on_cpu(tmp_path):
 
 
 def test_a_decode_time_is_never_reported_non_positive():
-    bench = load_benchmark("decode_profile")
-    assert bench.per_step_ms(0.5, 100) == 5.0
-    assert bench.per_step_ms(0.0, 100) is None and bench.per_step_ms(-0.04, 3) is None
+    gpu = load_benchmark("gpu")
+    assert gpu.per_step_ms(0.5, 100) == 5.0
+    assert gpu.per_step_ms(0.0, 100) is None and gpu.per_step_ms(-0.04, 3) is None

@@ -4,6 +4,7 @@ and the real-size arithmetic its roofline rests on."""
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from helpers import load_benchmark

@@ -106,10 +106,8 @@ class VLLMEngine:
         )
 
     def build_prompt(self, req: GenRequest) -> dict[str, Any]:
-        prompt: dict[str, Any] = {"prompt": chat_text(self.processor, req.prompt, req.image is not None)}
-        if req.image is not None:
-            prompt["multi_modal_data"] = {"image": req.image}
-        return prompt
+        return _vllm_prompt(chat_text(self.processor, req.prompt, req.image is not None),
+                            req.image)
 
     def generate(self, requests: Sequence[GenRequest], sampling: Sampling,
                  progress: bool = True) -> list[list[str]]:
@@ -135,15 +133,21 @@ class VLLMEngine:
         every prompt token (``prompt_logprobs=0``), and the reply's tokens are the last ones
         (counted with the processor's tokenizer, :func:`~r3v_eval.engines.chat.scored_replies`)."""
         texts, counts = scored_replies(self.processor, requests, replies)
-        prompts = [{"prompt": t, **({"multi_modal_data": {"image": r.image}}
-                                    if r.image is not None else {})}
-                   for t, r in zip(texts, requests)]  # already in the chat template
+        prompts = [_vllm_prompt(t, r.image) for t, r in zip(texts, requests)]  # templated
         params = self._vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1, prompt_logprobs=0)
         outputs = self.llm.generate(prompts, params, lora_request=self.lora_request,
                                     use_tqdm=progress)
         if len(outputs) != len(requests):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
         return [_reply_logprob(out, k) for out, k in zip(outputs, counts)]
+
+
+def _vllm_prompt(text: str, image: Any) -> dict[str, Any]:
+    """vLLM's prompt dict for a text already in the chat template, with its picture if any."""
+    prompt: dict[str, Any] = {"prompt": text}
+    if image is not None:
+        prompt["multi_modal_data"] = {"image": image}
+    return prompt
 
 
 def _reply_logprob(output: Any, reply_tokens: int) -> float:
