@@ -10,6 +10,7 @@ Groups (the YAML's top-level keys): ``model``, ``data``, ``sampling``, ``reflect
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -95,6 +96,11 @@ class DataConfig:
     teacher_templates: list[str] | None = field(default=None, metadata={
         "help": "keep teacher rationales only for questions of these templates (benchmarks whose "
                 "problems name a template, e.g. shapes; applied with teacher_max_steps)"})
+    teacher_skip_words: list[str] | None = field(default=None, metadata={
+        "help": "keep no teacher rationale for a question that contains any of these words "
+                "(whole words, case-insensitive), e.g. [blue]: the teacher then covers part of "
+                "the questions (the labelled split, answers only, covers all) and self-training "
+                "must find rationales for the rest"})
     teacher_repeats: int = field(default=1, metadata={
         "help": "each teacher rationale appears this many times in the warm-up data"})
     warmup_qa: bool = field(default=True, metadata={
@@ -129,6 +135,12 @@ class DataConfig:
         if self.teacher_templates is not None and not self.teacher_templates:
             raise ConfigError("data.teacher_templates: an empty list keeps no teacher rationale; "
                               "leave it out (null) to keep every template")
+        if self.teacher_skip_words is not None:
+            bad = [w for w in self.teacher_skip_words
+                   if not isinstance(w, str) or not re.fullmatch(r"\w+", w)]
+            if bad or not self.teacher_skip_words:
+                raise ConfigError("data.teacher_skip_words: a non-empty list of single words, "
+                                  f"got {self.teacher_skip_words!r}")
         if self.warmup_perception < 0:
             raise ConfigError(f"data.warmup_perception: must be >= 0, got {self.warmup_perception}")
         if self.options:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -378,8 +379,8 @@ def resolve_pretrained(run: RunDir, bench: Benchmark, shared: Path | None) -> st
 def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
                        bench: Benchmark | None = None) -> dict[str, str]:
     """The teacher rationales of the warm-up, in train order: ``data.teacher_rationales``
-    narrowed by ``teacher_templates``, ``teacher_max_steps``, ``teacher_per_template`` and
-    ``teacher_limit``. ``bench``: the run's benchmark (built from ``cfg`` when not given), whose
+    narrowed by ``teacher_templates``, ``teacher_max_steps``, ``teacher_skip_words``,
+    ``teacher_per_template`` and ``teacher_limit``. ``bench``: the run's benchmark (built from ``cfg`` when not given), whose
     ``question_templates`` also count as known names."""
     spec = cfg.data.teacher_rationales
     if not spec:
@@ -404,10 +405,16 @@ def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
         if unknown:
             raise ConfigError(f"data.teacher_templates: unknown template(s) {', '.join(unknown)}; "
                               f"known: {', '.join(sorted(known))}")
+    skip = None
+    if cfg.data.teacher_skip_words:
+        skip = re.compile(r"\b(?:" + "|".join(map(re.escape, cfg.data.teacher_skip_words)) + r")\b",
+                          re.IGNORECASE)
     for p in train:
         if p.id not in teacher:
             continue
         if wanted is not None and p.meta["template"] not in wanted:
+            continue
+        if skip is not None and skip.search(p.question):
             continue
         if cfg.data.teacher_max_steps is not None:
             if "steps" not in (p.meta or {}):

@@ -423,6 +423,28 @@ def test_teacher_templates_keep_the_named_question_types_only():
         load_recipe(RECIPE, ["data.teacher_templates=[]"])
 
 
+def test_teacher_skip_words_leave_those_questions_to_self_training():
+    import re
+
+    from r3v_eval.benchmarks import get_benchmark
+
+    train = get_benchmark("shapes").load("train", limit=200)
+    base = ["data.teacher_limit=null", "data.teacher_max_steps=3"]
+    every = loop.teacher_rationales(load_recipe(RECIPE, base), train)
+    teacher = loop.teacher_rationales(load_recipe(RECIPE, base + ["data.teacher_skip_words=[Blue]"]),
+                                      train)
+    blue = {p.id for p in train if re.search(r"\bblue\b", p.question)}
+    assert blue & set(every)                     # the world asks about blue things
+    assert set(teacher) == set(every) - blue     # case-insensitive; nothing else dropped
+    # whole words only: "blu" is in no question as a word
+    partial = loop.teacher_rationales(load_recipe(RECIPE, base + ["data.teacher_skip_words=[blu]"]),
+                                      train)
+    assert partial == every
+    for bad in ("[]", "['two words']", "[blue.]"):
+        with pytest.raises(ConfigError, match="data.teacher_skip_words"):
+            load_recipe(RECIPE, [f"data.teacher_skip_words={bad}"])
+
+
 def test_distill_trains_teacher_rationales_only(tmp_path, base_model, scripted):
     cfg = _cfg(tmp_path, base_model, "distill")
     summary = loop.run(cfg)
