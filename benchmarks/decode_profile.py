@@ -75,9 +75,9 @@ def _generate_rows(engine, requests, way: str, new_tokens: int, seed: int) -> No
         if way not in WAYS:
             raise ValueError(f"unknown way {way!r}; one of {WAYS}")
         tok = engine.processor.tokenizer
-        for idxs in engine._batches(requests):
+        for idxs in engine.batches(requests):
             reqs = [requests[i] for i in idxs]
-            inputs = engine._encode(reqs)
+            inputs = engine.encode(reqs)
             kw = {"max_new_tokens": new_tokens, "num_return_sequences": paper.n,
                   "pad_token_id": tok.pad_token_id}
             if way == "transformers_sampler":
@@ -152,7 +152,7 @@ def profile_step(engine, requests, way: str, new_tokens: int, seed: int, out_ste
     full, full_wall = _profiled(engine, requests, way, new_tokens, seed)
     one, one_wall = _profiled(engine, requests, way, 1, seed)
     f, o = _tally(full), _tally(one)
-    steps = (new_tokens - 1) * len(engine._batches(requests))
+    steps = (new_tokens - 1) * len(engine.batches(requests))
     tables = [f"## {way}, {new_tokens} tokens, sorted by {k}\n"
               + full.key_averages().table(sort_by=k, row_limit=25)
               for k in (["self_device_time_total"] if on_cuda else []) + ["self_cpu_time_total"]]

@@ -39,7 +39,7 @@ def one_at_a_time(engine, requests, n: int, max_new_tokens: int, temperature: fl
     tok = engine.processor.tokenizer
     made = 0
     for req in requests:
-        inputs = engine._encode([req])
+        inputs = engine.encode([req])
         for _ in range(n):
             with torch.inference_mode():
                 engine.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=True,

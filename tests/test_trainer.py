@@ -255,7 +255,7 @@ def test_lora_step_on_each_family_changes_its_replies(arch, tmp_path, request):
 
     def next_token_logits(engine):
         with torch.no_grad():
-            return engine.model(**engine._encode(reqs)).logits[0, -1]
+            return engine.model(**engine.encode(reqs)).logits[0, -1]
 
     base = HFEngine(str(path), device="cpu")
     tuned = HFEngine(str(path), device="cpu", adapter=str(result.adapter_dir))

@@ -1,10 +1,16 @@
-"""Benchmarks: one module per benchmark, each registering itself with ``@register``.
+"""Benchmarks: one module (or, for a synthetic world, one package) per benchmark, each
+registering itself with ``@register``.
 
-Every module in this package is imported here, so dropping a new module in registers it.
+Every module and package in this package is imported here, so dropping a new one in registers
+it; :func:`get_benchmark` looks names up after that.
 """
 
+from __future__ import annotations
+
 import importlib
+import inspect
 import pkgutil
+from typing import Any
 
 from r3v_eval.benchmarks.base import (  # noqa: F401
     Benchmark,
@@ -12,10 +18,9 @@ from r3v_eval.benchmarks.base import (  # noqa: F401
     LoadReport,
     Problem,
     Score,
-    benchmark_names,
-    get_benchmark,
     load_local,
     register,
+    registered,
     write_local,
 )
 
@@ -24,3 +29,27 @@ _INFRASTRUCTURE = {"base", "errors", "hub", "images", "kinds"}
 for _info in pkgutil.iter_modules(__path__):
     if _info.name not in _INFRASTRUCTURE and not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
+
+
+def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark:
+    """The registered benchmark ``name``, built with keyword ``options`` (a recipe's
+    ``data.options``); an option the benchmark does not take is a ``TypeError`` naming it."""
+    key = name.lower().replace("-", "_")
+    if key.startswith("r3v_"):
+        key = key[4:]
+    known = registered()
+    if key not in known:
+        raise DataError(f"unknown benchmark {name!r}; known: {', '.join(sorted(known))}")
+    cls = known[key]
+    if not options:
+        return cls()
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"benchmark {key!r} takes no option {unknown[0]!r}; it takes: "
+                        f"{', '.join(accepted) or 'none'}")
+    return cls(**options)
+
+
+def benchmark_names() -> list[str]:
+    return sorted(registered())

@@ -317,33 +317,10 @@ def register(cls: type[Benchmark]) -> type[Benchmark]:
     return cls
 
 
-def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark:
-    """The registered benchmark ``name``, built with keyword ``options`` (a recipe's
-    ``data.options``); an option the benchmark does not take is a ``TypeError`` naming it."""
-    from r3v_eval import benchmarks  # noqa: F401  (imports every benchmark module)
-
-    key = name.lower().replace("-", "_")
-    if key.startswith("r3v_"):
-        key = key[4:]
-    if key not in _REGISTRY:
-        raise DataError(f"unknown benchmark {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    cls = _REGISTRY[key]
-    if not options:
-        return cls()
-    import inspect
-
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise TypeError(f"benchmark {key!r} takes no option {unknown[0]!r}; it takes: "
-                        f"{', '.join(accepted) or 'none'}")
-    return cls(**options)
-
-
-def benchmark_names() -> list[str]:
-    from r3v_eval import benchmarks  # noqa: F401
-
-    return sorted(_REGISTRY)
+def registered() -> dict[str, type[Benchmark]]:
+    """The benchmarks registered so far, by name (:func:`r3v_eval.benchmarks.get_benchmark`
+    imports every benchmark module first)."""
+    return dict(_REGISTRY)
 
 
 def required_text(row: dict[str, Any], key: str, where: str) -> str:

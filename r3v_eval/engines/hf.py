@@ -118,7 +118,9 @@ class HFEngine:
         self.model = model.to(self.device).eval()
 
     # ----------------------------------------------------------- batching
-    def _batches(self, requests: Sequence[GenRequest]) -> list[list[int]]:
+    def batches(self, requests: Sequence[GenRequest]) -> list[list[int]]:
+        """The requests' indices in generation batches: at most ``batch_size`` each, shortest
+        prompts first, requests with and without a picture never mixed."""
         order = sorted(range(len(requests)),
                        key=lambda i: (requests[i].image is None, len(requests[i].prompt)))
         batches: list[list[int]] = []
@@ -130,7 +132,8 @@ class HFEngine:
                 batches.append([i])
         return batches
 
-    def _encode(self, reqs: list[GenRequest]):
+    def encode(self, reqs: list[GenRequest]):
+        """One batch of requests as model inputs (chat template applied) on the engine's device."""
         return self._encode_texts([chat_text(self.processor, r.prompt, r.image is not None)
                                    for r in reqs], reqs)
 
@@ -167,13 +170,13 @@ class HFEngine:
 
         results: list[list[str] | None] = [None] * len(requests)
         gen_kwargs = self._gen_kwargs(sampling)
-        batches = self._batches(requests)
+        batches = self.batches(requests)
         bar = tqdm(total=len(requests), desc=f"generate (n={sampling.n})", disable=not progress,
                    unit="prompt")
         seed = sampling.seed if sampling.seed is not None else int(torch.seed() >> 1)
         for idxs in batches:
             reqs = [requests[i] for i in idxs]
-            inputs = self._encode(reqs)
+            inputs = self.encode(reqs)
             extra: dict[str, Any] = {}
             if not sampling.greedy:  # rows come out request by request, sample by sample
                 seeds = [s for r in reqs for s in sample_seeds(seed, r, sampling.n)]
@@ -200,7 +203,7 @@ class HFEngine:
         wholes = [GenRequest(t, r.image) for t, r in zip(texts, requests)]
         scores: list[float] = [0.0] * len(requests)
         bar = tqdm(total=len(requests), desc="score replies", disable=not progress, unit="reply")
-        for idxs in self._batches(wholes):
+        for idxs in self.batches(wholes):
             reqs = [wholes[i] for i in idxs]
             inputs = self._encode_texts([r.prompt for r in reqs], reqs)
             with torch.inference_mode():

@@ -14,7 +14,7 @@ from r3v_eval.leaderboard.paper import reference_markdown, reference_rows
 from r3v_eval.leaderboard.records import (
     LeaderboardError,
     Row,
-    _family_n,
+    family_n,
     normalize_metric,
     order_benchmarks,
     resolve_metric,
@@ -323,7 +323,7 @@ def _note_n(table: Table, rows: Sequence[Row], family: str) -> None:
     ns = {}
     for r in rows:
         for c in r.cells.values():
-            n = _family_n(c.metrics, family)
+            n = family_n(c.metrics, family)
             if n is not None and r.label in [x[0] for x in table.rows]:
                 ns.setdefault(r.label, set()).add(n)
     if len({n for v in ns.values() for n in v}) > 1:

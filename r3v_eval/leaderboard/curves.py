@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from r3v_eval import run_files
 from r3v_eval.metric_names import GREEDY, SAMPLED_FAMILIES, parse_at
 from r3v_eval.leaderboard.tables import Table
 
@@ -37,7 +38,7 @@ class RunCurve:
 
 def read_curve(folder: Path, label: str) -> RunCurve | None:
     """A finished run's curve (None for an unfinished run, which has no ``metrics.json``)."""
-    path = folder / "metrics.json"
+    path = folder / run_files.METRICS
     if not path.is_file():
         return None
     data = json.loads(path.read_text(encoding="utf-8"))

@@ -8,15 +8,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from r3v_eval import run_files
+from r3v_eval.engines.base import PAPER_SAMPLING
 from r3v_eval.leaderboard.records import (
     Cell,
     LeaderboardError,
     Row,
-    _family_n,
-    _number,
-    _read_json,
+    family_n,
+    as_number,
+    read_json,
     bench_name,
     normalize_metric,
+    read_json,
     resolve_metric,
 )
 from r3v_eval.metric_names import ACCURACY, GREEDY, LMMS_KEYS, at
@@ -25,7 +28,7 @@ from r3v_eval.metric_names import ACCURACY, GREEDY, LMMS_KEYS, at
 IGNORED_MODEL_ARGS = ("device", "batch_size", "max_batch_size")
 #: lmms-eval wrappers: what their ``accuracy`` is
 LMMS_ACCURACY_FAMILY = {"r3v_cot": "greedy", "r3v_majority": "majority", "r3v_select": "select"}
-DEFAULT_N = 3  # r3v_eval.lmms.args.ModelArgs.n: the paper's N when model_args give none
+DEFAULT_N = PAPER_SAMPLING.n  # lmms.args.ModelArgs.n: the paper's N when model_args give none
 #: adapter path parts that say nothing on their own (named together with their parent)
 _GENERIC_PART = re.compile(r"^(model|dpo_model|adapter|lora|final|checkpoint(-\d+)?|iter_\d+)$")
 
@@ -77,7 +80,7 @@ def _lmms_label(model: str, args: dict[str, str], extra: Sequence[str] = ()) -> 
 
 def read_lmms_results(path: Path) -> list[tuple[tuple, dict[str, str], str, dict[str, Cell]]]:
     """One results file -> [(identity, model args, model, {benchmark: Cell})] (one entry)."""
-    data = _read_json(path, "lmms-eval results file")
+    data = read_json(path, "lmms-eval results file")
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise LeaderboardError(f"cannot read lmms-eval results file {path}: no 'results' section")
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
@@ -99,7 +102,7 @@ def read_lmms_results(path: Path) -> list[tuple[tuple, dict[str, str], str, dict
         raw: dict[str, float] = {}
         for key, value in res.items():
             name, _, flt = str(key).partition(",")
-            v = _number(value)
+            v = as_number(value)
             if v is None or "_stderr" in name or name == "alias":
                 continue
             raw[name if flt in ("", "none") else f"{name}[{flt}]"] = v
@@ -131,14 +134,14 @@ def _run_cell(final: Any, path: Path, note: str | None = None) -> Cell:
     (Test@1, the paper's main number), else select@N, else majority@N."""
     if not isinstance(final, dict):
         raise LeaderboardError(f"cannot read r3v metrics {path}: 'final' is not a mapping")
-    metrics = {normalize_metric(k): v for k, v in ((str(k), _number(v)) for k, v in final.items())
+    metrics = {normalize_metric(k): v for k, v in ((str(k), as_number(v)) for k, v in final.items())
                if v is not None}
     own = None
     if ACCURACY not in metrics:
         for family in (GREEDY, "select", "majority"):
             value = resolve_metric(metrics, family)
             if value is not None:
-                own = family if family == GREEDY else at(family, _family_n(metrics, family))
+                own = family if family == GREEDY else at(family, family_n(metrics, family))
                 metrics[ACCURACY] = value
                 break
     return Cell(metrics, str(path), note=note, own=own)
@@ -154,7 +157,7 @@ SELECT_CHOICE_NOTES = {
 def _run_config(folder: Path, required: bool) -> dict:
     import yaml
 
-    cfg_file = folder / "config.yaml"
+    cfg_file = folder / run_files.CONFIG
     if not required and not cfg_file.is_file():
         return {}
     try:
@@ -173,9 +176,9 @@ def _select_note(cfg: dict, cell: Cell) -> None:
 
 def read_run(folder: Path) -> tuple[str, str, Cell]:
     """A run folder -> (method, benchmark, Cell); an unfinished run gives its latest eval."""
-    metrics_file = folder / "metrics.json"
+    metrics_file = folder / run_files.METRICS
     if metrics_file.is_file():
-        data = _read_json(metrics_file, "r3v run metrics")
+        data = read_json(metrics_file, "r3v run metrics")
         if not isinstance(data, dict) or "final" not in data:
             raise LeaderboardError(f"cannot read r3v run metrics {metrics_file}: no 'final' section")
         method = str(data.get("name") or data.get("method") or folder.name)
@@ -189,10 +192,11 @@ def read_run(folder: Path) -> tuple[str, str, Cell]:
         _select_note(_run_config(folder, required=False), cell)
         return method, bench, cell
     cfg = _run_config(folder, required=True)
-    evals = sorted(folder.glob("iter_*/eval.json"), key=lambda p: int(p.parent.name[5:]))
+    evals = sorted(folder.glob(f"{run_files.ITER_PREFIX}*/{run_files.EVAL}"),
+                   key=lambda p: run_files.iter_number(p.parent.name) or 0)
     if not evals:
         raise LeaderboardError(f"r3v run {folder} has no metrics.json and no iter_<t>/eval.json yet")
-    data = _read_json(evals[-1], "r3v evaluation")
+    data = read_json(evals[-1], "r3v evaluation")
     method = str(cfg.get("run", {}).get("name") or cfg.get("run", {}).get("method") or folder.name)
     bench = bench_name(str(cfg.get("data", {}).get("benchmark") or "?"))
     cell = _run_cell(data.get("metrics") if isinstance(data, dict) else None, evals[-1],
@@ -202,9 +206,10 @@ def read_run(folder: Path) -> tuple[str, str, Cell]:
 
 
 def _is_run_folder(folder: Path) -> bool:
-    if (folder / "metrics.json").is_file():
+    if (folder / run_files.METRICS).is_file():
         return True
-    return (folder / "config.yaml").is_file() and any(folder.glob("iter_*/eval.json"))
+    return (folder / run_files.CONFIG).is_file() and any(
+        folder.glob(f"{run_files.ITER_PREFIX}*/{run_files.EVAL}"))
 
 
 # --------------------------------------------------------------- discovery
@@ -212,9 +217,9 @@ def _classify_json(path: Path) -> str:
     name = path.name
     if name.endswith("_results.json"):
         return "lmms"
-    if name == "metrics.json":
+    if name == run_files.METRICS:
         return "run"
-    data = _read_json(path, "file")
+    data = read_json(path, "file")
     if isinstance(data, dict) and "iteration" in data and "metrics" in data:
         raise LeaderboardError(f"{path} is one iteration's evaluation of an r3v run: pass the run "
                                "folder (its final metrics.json, or its latest iter_<t>/eval.json "

@@ -70,13 +70,13 @@ def resolve_metric(metrics: dict[str, float], metric: str) -> float | None:
     if metric in metrics:
         return metrics[metric]
     if metric in SAMPLED_FAMILIES:
-        n = _family_n(metrics, metric)
+        n = family_n(metrics, metric)
         if n is not None:
             return metrics[at(metric, n)]
     return None
 
 
-def _family_n(metrics: dict[str, float], family: str) -> int | None:
+def family_n(metrics: dict[str, float], family: str) -> int | None:
     """The largest N the cell reports ``family@N`` for."""
     ns = [p[1] for p in map(parse_at, metrics) if p and p[0] == family]
     return max(ns) if ns else None
@@ -87,14 +87,14 @@ def bench_name(task: str) -> str:
     return name.removeprefix("r3v_")
 
 
-def _number(v: Any) -> float | None:
+def as_number(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
     v = float(v)
     return v if math.isfinite(v) else None
 
 
-def _read_json(path: Path, what: str) -> Any:
+def read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

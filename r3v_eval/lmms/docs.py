@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from r3v_eval import strategies
-from r3v_eval.benchmarks.base import Benchmark, Problem, get_benchmark
+from r3v_eval.benchmarks import Benchmark, Problem, get_benchmark
 from r3v_eval.metric_names import ACCURACY, LMMS_KEYS
 
 DOC_COLUMNS = ("id", "question", "answer", "choices", "unit", "image", "meta", "benchmark")

@@ -1,0 +1,49 @@
+"""The names of the files and folders in an r3v run folder: one set, shared by what writes a run
+(:mod:`r3v_train`) and what reads one (the leaderboard).
+
+Run folder (``run.out_dir``)::
+
+    config.yaml  versions.json  progress.log  metrics.json  pretrain.json (r3v pretrain)
+    base_model/  base_init/                  a tiny:<arch>:<size> base, built (and pre-trained)
+    pool/rank<r>/iter_<t>.jsonl              samples drawn by the checkpoint of iteration t
+    iter_<t>/examples.jsonl                  the training set of iteration t (for audit)
+    iter_<t>/model/  iter_<t>/dpo_model/     a training stage's folder (below)
+    iter_<t>/eval.json  iter_<t>/eval_outcomes.jsonl
+
+Training stage folder (``iter_<t>/model``)::
+
+    adapter or model files, train_config.json, train_metrics.json, DONE (written last)
+"""
+
+from __future__ import annotations
+
+CONFIG = "config.yaml"
+VERSIONS = "versions.json"
+PROGRESS_LOG = "progress.log"
+METRICS = "metrics.json"
+PRETRAIN_INFO = "pretrain.json"
+BASE_MODEL = "base_model"
+BASE_INIT = "base_init"
+POOL = "pool"
+ITER_PREFIX = "iter_"
+EXAMPLES = "examples.jsonl"
+MODEL = "model"
+DPO_MODEL = "dpo_model"
+EVAL = "eval.json"
+EVAL_OUTCOMES = "eval_outcomes.jsonl"
+
+# a training stage's folder
+DONE = "DONE"
+TRAIN_METRICS = "train_metrics.json"
+TRAIN_CONFIG = "train_config.json"
+
+
+def iter_name(t: int) -> str:
+    """``iter_<t>``: the folder (and pool file stem) of iteration ``t``."""
+    return f"{ITER_PREFIX}{t}"
+
+
+def iter_number(name: str) -> int | None:
+    """``t`` of a folder named ``iter_<t>``; None for any other name."""
+    rest = name.removeprefix(ITER_PREFIX)
+    return int(rest) if rest != name and rest.isdigit() else None
