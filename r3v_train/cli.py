@@ -1,4 +1,7 @@
-"""The ``r3v`` command: thin entry points over the library (heavy imports happen lazily).
+"""The ``r3v`` command: thin entry points over the library.
+
+Each command imports what it runs inside its own function (the "lazy:" comments), so that
+``r3v --help`` and a light command never pay for torch, transformers or lmms-eval.
 
     r3v score --benchmark NAME FILE.jsonl      re-score saved replies
     r3v data shapes --out DIR ...              write the synthetic benchmark
@@ -22,15 +25,19 @@ from pathlib import Path
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.benchmarks import DataError, get_benchmark
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.rescore import read_replies, rescore
 
     bench = get_benchmark(args.benchmark)
     if args.online:
+        # lazy: imported when the command runs (`r3v --help` stays light)
         from r3v_eval.errors import R3VError
 
         if bench.name != "miniwob":
             raise R3VError(f"--online applies to miniwob only, not {bench.name}")
+        # lazy: imported when the command runs (`r3v --help` stays light)
         from r3v_eval.miniwob.replay import online_miniwob
 
         bench = online_miniwob()
@@ -57,7 +64,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_shapes(args: argparse.Namespace) -> int:
-    from r3v_eval.shapes_world import ShapesConfig, write_shapes_dataset
+    # lazy: imported when the command runs (`r3v --help` stays light)
+    from r3v_eval.benchmarks.shapes import ShapesConfig, write_shapes_dataset
 
     config = ShapesConfig(**_shapes_knobs(args))
     write_shapes_dataset(args.out, n_train=args.n_train, n_test=args.n_test, seed=args.seed,
@@ -86,6 +94,7 @@ def _shapes_knobs(args: argparse.Namespace) -> dict:
 
 
 def _cmd_tiny_model(args: argparse.Namespace) -> int:
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_train.tiny import build_tiny_model
 
     path = build_tiny_model(args.arch, args.out, size=args.size, seed=args.seed,
@@ -95,7 +104,8 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from r3v_train.demo import run_demo, run_demo_seeds
+    # lazy: imported when the command runs (`r3v --help` stays light)
+    from r3v_train.demo.driver import run_demo, run_demo_seeds
 
     if args.seeds:
         return run_demo_seeds(args.out, args.seeds, quick=args.quick, methods=args.methods,
@@ -105,7 +115,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_report(args: argparse.Namespace) -> int:
-    from r3v_train.demo_claims import report
+    # lazy: imported when the command runs (`r3v --help` stays light)
+    from r3v_train.demo.claims import report
 
     text, every = report(args.folders)
     if args.out:
@@ -115,8 +126,10 @@ def _cmd_demo_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_train.config import load_recipe
-    from r3v_train.pretrain import run_pretrain
+    # lazy: imported when the command runs (`r3v --help` stays light)
+    from r3v_train.demo.pretrain import run_pretrain
 
     info = run_pretrain(load_recipe(args.recipe, args.set),
                         ship_to=None if args.no_ship else args.ship_to, n_eval=args.eval_rows)
@@ -125,6 +138,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_tasks_dir(args: argparse.Namespace) -> int:
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.lmms import tasks_dir
 
     print(tasks_dir())
@@ -132,18 +146,21 @@ def _cmd_tasks_dir(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.lmms.doctor import main as doctor
 
     return doctor()
 
 
 def _cmd_eval(argv: list[str]) -> int:
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.lmms.run import run_lmms_eval
 
     return run_lmms_eval(argv)
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.leaderboard import run_leaderboard
 
     run_leaderboard(args.paths, out=args.out, baseline=args.baseline,
@@ -152,7 +169,9 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_train.config import load_recipe
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_train.loop import run
 
     summary = run(load_recipe(args.recipe, args.set))
@@ -187,11 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-objects", type=int, default=None)
     s.add_argument("--steps", default=None, help="allowed question step counts, e.g. 1,2")
     s.set_defaults(func=_cmd_data_shapes)
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.miniwob.cli import add_data_parser as add_miniwob_data_parser
 
     add_miniwob_data_parser(data_sub)
 
     p = sub.add_parser("tiny-model", help="build a tiny random-weight VLM offline")
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_train.tiny import ARCHS  # import-light: no torch / transformers at module level
 
     p.add_argument("--arch", required=True, choices=list(ARCHS))
@@ -210,8 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a recipe value, e.g. --set run.iterations=2 (repeatable)")
     p.set_defaults(func=_cmd_train)
 
-    from r3v_train.demo import PRETRAIN_RECIPE
-    from r3v_train.pretrain import DEMO_BASE
+    # lazy: the demo's paths (torch-free), needed only when the parser is built
+    from r3v_train.demo.shipped import DEMO_BASE, PRETRAIN_RECIPE
 
     p = sub.add_parser("pretrain", help="pre-train the demo's tiny base VLM once (perception "
                                         "only; resumable) and ship it as shipped:demo_base")
@@ -221,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a recipe value, e.g. --set run.out_dir=/tmp/pre (repeatable)")
     p.add_argument("--ship-to", type=Path, default=DEMO_BASE, metavar="DIR",
                    help="where the model goes, with its checksums (default: the shipped "
-                        "r3v_train/assets/demo_base, replaced)")
+                        "r3v_train/demo/assets/demo_base, replaced)")
     p.add_argument("--no-ship", action="store_true", help="train and measure only")
     p.add_argument("--eval-rows", type=int, default=1000,
                    help="held-out perception rows measured after training")
@@ -282,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.errors import R3VError
 
     command = argv[0] if argv else "r3v"

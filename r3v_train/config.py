@@ -2,8 +2,8 @@
 before any model loads. A wrong key or value is an error naming the dotted key.
 
 Groups (the YAML's top-level keys): ``model``, ``data``, ``sampling``, ``reflect``, ``train``,
-``eval``, ``run``, ``grpo``. ``reflect`` is :class:`r3v_train.reflect.ReflectConfig`; ``train`` is
-:class:`r3v_train.trainer.TrainSettings`; ``grpo`` (read by ``run.method: grpo`` only) is
+``eval``, ``run``, ``grpo``. ``reflect`` is :class:`r3v_train.reflect_config.ReflectConfig`; ``train`` is
+:class:`r3v_train.train_settings.TrainSettings`; ``grpo`` (read by ``run.method: grpo`` only) is
 :class:`r3v_train.grpo.GRPOSettings`; the rest are defined here.
 """
 
@@ -11,25 +11,22 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any
 
-import yaml
-
+from r3v_eval.benchmarks import benchmark_names, get_benchmark
 from r3v_eval.engines.base import DTYPES, PAPER_SAMPLING
-from r3v_eval.errors import R3VError
 from r3v_eval.prompts import PROMPT_STYLES, SELECT_CHOICES
+from r3v_train.grpo import GRPOSettings
+from r3v_train.methods import METHODS as METHOD_TABLE
+from r3v_train.recipe_files import ConfigError, apply_overrides, build_section, read_recipe_dict
+from r3v_train.reflect_config import ReflectConfig
+from r3v_train.train_settings import TrainSettings
+from r3v_train.trainer import check_trl_args
 
-METHODS = ("r3v", "star", "star_dpo", "distill", "r3v_no_refine", "r3v_no_select", "control",
-           "grpo")
+METHODS = tuple(METHOD_TABLE)
 STARTS = ("base", "warmup", "previous")
-
-
-class ConfigError(R3VError):
-    """A recipe that does not validate; the message names the key."""
 
 
 @dataclass
@@ -39,7 +36,7 @@ class ModelConfig:
     pretrained: str = field(default="", metadata={
         "help": "hub id or local folder of the base VLM; 'tiny:<arch>:<size>' builds a tiny "
                 "random-weight model offline into the run folder (e.g. tiny:qwen2_vl:small); "
-                "'shipped:<name>' is a model shipped in r3v_train/assets (shipped:demo_base, "
+                "'shipped:<name>' is a model shipped in r3v_train/demo/assets (shipped:demo_base, "
                 "built by `r3v pretrain`)"})
     prompt_style: str = field(default="qwen", metadata={"help": "qwen | llava | qwen2"})
     dtype: str = field(default="auto", metadata={"help": "auto | float32 | bfloat16 | float16"})
@@ -120,8 +117,6 @@ class DataConfig:
                 "seed, sizes and world); set one with --set data.options.seed=3"})
 
     def __post_init__(self) -> None:
-        from r3v_eval.benchmarks import benchmark_names, get_benchmark
-
         if self.benchmark not in benchmark_names():
             raise ConfigError(f"data.benchmark: unknown benchmark {self.benchmark!r}; "
                               f"known: {', '.join(benchmark_names())}")
@@ -270,10 +265,6 @@ class RunConfig:
 
 
 def _section_types() -> dict[str, type]:
-    from r3v_train.grpo import GRPOSettings
-    from r3v_train.reflect import ReflectConfig
-    from r3v_train.train_settings import TrainSettings
-
     return {"model": ModelConfig, "data": DataConfig, "sampling": SamplingConfig,
             "reflect": ReflectConfig, "train": TrainSettings, "eval": EvalConfig, "run": RunConfig,
             "grpo": GRPOSettings}
@@ -284,11 +275,11 @@ class R3VConfig:
     model: ModelConfig
     data: DataConfig
     sampling: SamplingConfig
-    reflect: Any
-    train: Any
+    reflect: ReflectConfig
+    train: TrainSettings
     eval: EvalConfig
     run: RunConfig
-    grpo: Any
+    grpo: GRPOSettings
 
     def to_dict(self) -> dict[str, Any]:
         # the grpo section only where it is read (earlier run folders then still match)
@@ -302,86 +293,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-# ------------------------------------------------------------------ coercion
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    origin = get_origin(annotation)
-    args = get_args(annotation)
-    if annotation is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}: {value!r} is not one of {args}")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(args) != len(value):
-                raise ConfigError(f"{key}: expected {len(args)} items, got {len(value)}")
-            return tuple(_coerce(v, a, key) for v, a in zip(value, args))
-        inner = args[0] if args else Any
-        items = [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return value
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML reads "3e-5" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    return value
-
-
-def _build_section(cls: type, data: Any, section: str) -> Any:
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{section}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ConfigError(f"{section}.{unknown[0]}: unknown key; known keys in {section}: "
-                          f"{', '.join(sorted(fields))}")
-    kwargs = {k: _coerce(v, hints[k], f"{section}.{k}") for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{section}: {exc}") from None
 
 
 def config_from_dict(data: dict[str, Any]) -> R3VConfig:
@@ -402,7 +313,11 @@ def config_from_dict(data: dict[str, Any]) -> R3VConfig:
         if key in (data.get("train") or {}):
             raise ConfigError(f"train.{key}: set model.dtype instead (one dtype for sampling, "
                               "evaluation and training)")
-    built = {name: _build_section(cls, data.get(name), name) for name, cls in sections.items()}
+    built = {name: build_section(cls, data.get(name), name) for name, cls in sections.items()}
+    try:
+        check_trl_args(built["train"].trl_args)
+    except ValueError as exc:
+        raise ConfigError(f"train: {exc}") from None
     built["train"] = dataclasses.replace(built["train"], max_pixels=built["model"].max_pixels,
                                          min_pixels=built["model"].min_pixels,
                                          **training_precision(built["model"].dtype))
@@ -425,63 +340,6 @@ def training_precision(dtype: str) -> dict[str, Any]:
     return {"bfloat16": {"bf16": True, "model_dtype": "auto"},
             "float32": {"bf16": False, "model_dtype": "float32"},
             "auto": {"bf16": None, "model_dtype": "auto"}}[dtype]
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``--set section.key=value`` overrides (values parsed as YAML scalars)."""
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected section.key=value")
-        key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        if len(parts) < 2 or not all(parts):
-            raise ConfigError(f"--set {key!r}: expected section.key (e.g. run.iterations)")
-        section, name, *sub = parts
-        data.setdefault(section, {})
-        if data[section] is None:
-            data[section] = {}
-        target = data[section]
-        for part in [name, *sub][:-1]:  # data.options.seed: a key inside a mapping value
-            if not isinstance(target.get(part, {}), dict):
-                raise ConfigError(f"--set {key!r}: {part} is not a mapping")
-            target = target.setdefault(part, {})
-        target[parts[-1]] = yaml.safe_load(raw)
-    return data
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``, mapping by mapping (a section, or a mapping value such as
-    data.options, keeps the keys ``over`` does not set)."""
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def read_recipe_dict(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A recipe file as a dict, with its ``base:`` recipes (paths relative to it) merged in
-    first: a backbone file gives model + train, a benchmark recipe adds data and overrides."""
-    path = Path(path).resolve()
-    if path in _seen:
-        raise ConfigError(f"{path}: recipe includes itself through 'base'")
-    if not path.is_file():
-        raise ConfigError(f"recipe not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a recipe must be a YAML mapping")
-    bases = data.pop("base", None) or []
-    if isinstance(bases, str):
-        bases = [bases]
-    merged: dict[str, Any] = {}
-    for b in bases:
-        merged = _merge(merged, read_recipe_dict(path.parent / b, _seen + (path,)))
-    return _merge(merged, data)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> R3VConfig:

@@ -10,11 +10,11 @@ read after an explicit marker (``Answer:``, ``The answer is``, ``\\boxed{}``).
 
 The ``grpo`` section of a recipe is :class:`GRPOSettings`: TRL's own ``GRPOConfig`` names,
 passed through as they are. Everything GRPO shares with supervised training comes from the
-``train`` section (:class:`~r3v_train.trainer.TrainSettings`): LoRA or full fine-tuning and the
+``train`` section (:class:`~r3v_train.train_settings.TrainSettings`): LoRA or full fine-tuning and the
 LoRA targets (language model only, vision frozen), precision, gradient checkpointing, seed,
 gradient clipping, weight decay, logging and checkpointing.
 
-Facts of TRL 1.16 this module is built on (``research/grpo.md``; checked by tests/test_grpo.py):
+Facts of TRL 1.16 this module is built on (checked by tests/test_grpo.py):
 
 * Rows are ``prompt=[{"role": "user", "content": text}]`` with an ``images`` column; TRL puts the
   image before the text, as r3v's samplers do. Other columns (``problem_id``) reach the reward
@@ -28,7 +28,7 @@ Facts of TRL 1.16 this module is built on (``research/grpo.md``; checked by test
 * Continuing a LoRA adapter (the warm-up's) with ``beta > 0``: TRL keeps a frozen copy of it as
   the reference ("ref" adapter), so the KL is to the warm-up policy, not the bare base model.
 
-Resumable as :func:`r3v_train.trainer.train_sft`: ``DONE`` marks a finished run; otherwise the
+Resumable as every stage (:mod:`r3v_train.stage`): ``DONE`` marks a finished run; otherwise the
 newest complete ``checkpoint-*`` is resumed (full fine-tuning through
 :class:`r3v_train.resume.FullCheckpointResume`: transformers alone restores no weight), and the
 generated-sample counts saved with it (``rank<r>_r3v_generated.json``) continue from there.
@@ -39,16 +39,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from r3v_eval import answers, prompts
+from r3v_eval import answers, prompts, run_files
 from r3v_eval.benchmarks import Benchmark, Problem
-from r3v_eval.provenance import installed_versions, write_atomic
+from r3v_train import stage
 from r3v_train.compute import count_tokens
+from r3v_train.resume import FullCheckpointResume
+from r3v_train.stage import TrainResult
+from r3v_train.train_data import build_dataset, normalize_records
+from r3v_train.train_settings import SCHEDULERS, TrainSettings
 
 #: TRL 1.16 ``GRPOConfig.loss_type`` / ``scale_rewards`` values
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
@@ -105,8 +107,6 @@ class GRPOSettings:
     max_steps: int = _f(-1, "stop after this many optimizer steps; -1 = train by epochs")
 
     def __post_init__(self) -> None:
-        from r3v_train.train_settings import SCHEDULERS
-
         def bad(key: str, why: str) -> ValueError:
             return ValueError(f"{key}: {why}")
 
@@ -223,8 +223,6 @@ def _trainer_class():
     checkpoint complete (a kill between the two then leaves an incomplete checkpoint)."""
     from trl import GRPOTrainer
 
-    from r3v_train.resume import FullCheckpointResume
-
     class R3VGRPOTrainer(FullCheckpointResume, GRPOTrainer):
         r3v_count: GeneratedCount | None = None
 
@@ -238,34 +236,24 @@ def _trainer_class():
     return R3VGRPOTrainer
 
 
-def grpo_config(grpo: GRPOSettings, train, out: Path, max_new_tokens: int, progress: bool = True):
-    """TRL's ``GRPOConfig``: the ``grpo`` section under TRL's names plus what GRPO shares with
-    supervised training from the ``train`` section."""
-    import torch
+def grpo_config(grpo: GRPOSettings, train: TrainSettings, out: Path, max_new_tokens: int,
+                progress: bool = True):
+    """TRL's ``GRPOConfig``: the ``grpo`` section under TRL's names plus what every stage takes
+    from the ``train`` section (:func:`r3v_train.stage.trl_kwargs`)."""
     from trl import GRPOConfig
 
     kwargs = grpo.trl_kwargs()
     if kwargs["max_completion_length"] is None:
         kwargs["max_completion_length"] = max_new_tokens
     names = {f.name for f in dataclasses.fields(GRPOConfig)}
-    ckpt_key = ("activation_checkpointing" if "activation_checkpointing" in names
-                else "gradient_checkpointing")
-    return GRPOConfig(
-        output_dir=str(out), **kwargs,
-        seed=train.seed, weight_decay=train.weight_decay, max_grad_norm=train.max_grad_norm,
-        bf16=train.use_bf16(), fp16=False, use_cpu=not torch.cuda.is_available(),
-        **{ckpt_key: train.gradient_checkpointing},
-        logging_steps=train.logging_steps, save_strategy=train.save_strategy,
-        save_steps=train.save_steps, save_total_limit=train.save_total_limit,
-        report_to=[] if train.report_to == "none" else [train.report_to],
-        dataloader_num_workers=train.dataloader_num_workers, disable_tqdm=not progress)
+    return GRPOConfig(**kwargs, **stage.trl_kwargs(train, out, progress, names))
 
 
 def train_grpo(base_model_path, bench: Benchmark, problems: Sequence[Problem], out_dir,
-               grpo: GRPOSettings, train, *, prompt_style: str, max_new_tokens: int,
-               init_adapter=None, progress: bool = True):
+               grpo: GRPOSettings, train: TrainSettings, *, prompt_style: str,
+               max_new_tokens: int, init_adapter=None, progress: bool = True) -> TrainResult:
     """GRPO on ``problems`` with ``bench``'s answer check as the reward; returns a
-    :class:`~r3v_train.trainer.TrainResult` (``kind="grpo"``).
+    :class:`~r3v_train.stage.TrainResult` (``kind="grpo"``).
 
     ``train.method`` picks a new LoRA adapter on the language model (``init_adapter`` continues
     an existing one, e.g. the warm-up's) or full fine-tuning of ``base_model_path`` (vision
@@ -274,46 +262,31 @@ def train_grpo(base_model_path, bench: Benchmark, problems: Sequence[Problem], o
     ``generated_tokens``) and, last, ``DONE``.
     """
     import torch
-    from accelerate import PartialState
 
-    from r3v_eval.engines.hf import load_processor
-    from r3v_train import trainer as sft
-    from r3v_train.train_data import build_dataset, normalize_records
+    from r3v_eval.engines.hf import load_processor  # heavy (transformers): only when training
 
     out = Path(out_dir)
-    done = sft.read_result(out)
+    done = stage.reuse_finished(out, "grpo")
     if done is not None:
-        if done.kind != "grpo":
-            raise ValueError(f"{out} holds a finished {done.kind} run, not grpo; use another out_dir")
         return done
     by_id = {p.id: p for p in problems}
     records = [{"prompt": prompts.cot_prompt(bench, p, prompt_style), "image": p} for p in problems]
     rows = normalize_records(records, ("prompt",))
     args = grpo_config(grpo, train, out, max_new_tokens, progress)
-    state = PartialState()
     kind = "grpo " + json.dumps(dataclasses.asdict(grpo), sort_keys=True)
-    fp = sft._fingerprint(kind, str(base_model_path), init_adapter, train, rows, ("prompt",))
-    checkpoint = sft._latest_checkpoint(out)
-    if checkpoint is not None and (out / sft.CONFIG_FILE).is_file():
-        if json.loads((out / sft.CONFIG_FILE).read_text()).get("fingerprint") != fp:
-            raise ValueError(f"{out} holds checkpoints of a different run (other questions, base "
-                             f"model or settings); use a fresh out_dir or delete {out}")
-    state.wait_for_everyone()
-    if state.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        write_atomic(out / sft.CONFIG_FILE, json.dumps({
-            "kind": "grpo", "base_model_path": str(base_model_path),
-            "init_adapter": init_adapter and str(init_adapter), "num_questions": len(rows),
-            "fingerprint": fp, "grpo": dataclasses.asdict(grpo),
-            "settings": dataclasses.asdict(train), "versions": installed_versions(),
-            "world_size": args.world_size}, indent=2, default=str) + "\n")
+    fp = stage.fingerprint(kind, str(base_model_path), init_adapter, train, rows, ("prompt",))
+    checkpoint = stage.open_stage(out, fp, {
+        "kind": "grpo", "base_model_path": str(base_model_path),
+        "init_adapter": init_adapter and str(init_adapter), "num_questions": len(rows),
+        "grpo": dataclasses.asdict(grpo), "settings": stage.settings_record(train),
+        "world_size": args.world_size}, "questions")
 
     dataset = build_dataset(rows, ("prompt",)).add_column(
         "problem_id", [p.id for p in problems])
     processor = load_processor(str(base_model_path), train.max_pixels, train.min_pixels)
-    model = sft._load_model(str(base_model_path), train, init_adapter,
-                            cuda=torch.cuda.is_available(), deepspeed=args.deepspeed_plugin is not None)
-    peft_config = sft._peft_config(train) if train.method == "lora" and init_adapter is None else None
+    model = stage.load_model(str(base_model_path), train, init_adapter,
+                             cuda=torch.cuda.is_available(),
+                             deepspeed=args.deepspeed_plugin is not None)
     count = GeneratedCount(processor.tokenizer)
     if checkpoint is not None:
         saved = _counts_file(checkpoint)
@@ -327,30 +300,21 @@ def train_grpo(base_model_path, bench: Benchmark, problems: Sequence[Problem], o
 
     trainer = _trainer_class()(model=model, reward_funcs=reward_funcs, args=args,
                                train_dataset=dataset, processing_class=processor,
-                               peft_config=peft_config)
+                               peft_config=stage.peft_config(train, init_adapter))
     trainer.r3v_count = count
-    vision_trainable = [n for n, p in trainer.model.named_parameters()
-                        if p.requires_grad and sft._is_vision_param(n)]
-    if vision_trainable and (train.method == "lora" or train.freeze_vision):
-        raise ValueError(f"lora_target_modules / freeze_vision leave vision parameters trainable "
-                         f"(e.g. {vision_trainable[0]}); GRPO trains the language model only")
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    runtime = time.perf_counter() - start
-    return _finish(trainer, out, train, count, output, runtime, checkpoint, len(rows))
+    stage.check_vision_frozen(trainer.model, train, "GRPO")
+    output, runtime = stage.train(trainer, checkpoint)
+    return stage.finish(trainer, out, "grpo", train,
+                        _metrics(trainer, train.method, count, output, runtime, checkpoint,
+                                 len(rows)))
 
 
-def _finish(trainer, out: Path, train, count: GeneratedCount, output, runtime: float,
-            checkpoint: Path | None, n_questions: int):
+def _metrics(trainer, method: str, count: GeneratedCount, output, runtime: float,
+             checkpoint: Path | None, n_questions: int) -> dict[str, Any]:
+    """GRPO's figures: the stage's own, the generated samples (summed over processes) and the
+    logged rewards."""
     import torch
-    from accelerate import PartialState
 
-    from r3v_train import trainer as sft
-
-    state = PartialState()
-    trainer.save_model(str(out))  # adapter (LoRA) or model, plus the processor
     counts = torch.tensor(list(count.to_dict().values()), dtype=torch.long,
                           device=trainer.accelerator.device)
     if trainer.accelerator.num_processes > 1:
@@ -359,13 +323,10 @@ def _finish(trainer, out: Path, train, count: GeneratedCount, output, runtime: f
     logs = trainer.state.log_history
     reward_key = "rewards/answer_correct/mean"
     rewards = [e[reward_key] for e in logs if reward_key in e]
-    n_train = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    metrics: dict[str, Any] = {
+    return {
         "kind": "grpo",
-        "method": train.method,
-        "train_loss": output.training_loss,
-        "global_step": trainer.state.global_step,
-        "epoch": trainer.state.epoch,
+        "method": method,
+        **stage.run_metrics(trainer, output, runtime, checkpoint),
         "num_questions": n_questions,
         **generated,
         "first_logged_reward": rewards[0] if rewards else None,
@@ -375,26 +336,8 @@ def _finish(trainer, out: Path, train, count: GeneratedCount, output, runtime: f
         "completions_per_step": (trainer.args.per_device_train_batch_size
                                  * trainer.args.gradient_accumulation_steps
                                  * trainer.args.world_size),
-        "train_runtime_s": runtime,
-        "world_size": trainer.args.world_size,
-        "bf16": bool(trainer.args.bf16),
-        "trainable_params": n_train,
-        "total_params": sum(p.numel() for p in trainer.model.parameters()),
-        "resumed_from": str(checkpoint) if checkpoint else None,
-        **sft._peak_memory(),
         "log_history": logs,
     }
-    if state.is_main_process:
-        ref = out / "ref"  # continuing an adapter with beta > 0: TRL's frozen reference copy
-        if (ref / "adapter_config.json").is_file():
-            shutil.rmtree(ref)
-        if not train.keep_checkpoints:
-            for p in out.glob("checkpoint-*"):
-                shutil.rmtree(p, ignore_errors=True)
-        write_atomic(out / sft.METRICS_FILE, json.dumps(metrics, indent=2, default=str) + "\n")
-        write_atomic(out / sft.DONE_FILE, json.dumps({"kind": "grpo", "method": train.method}) + "\n")
-    state.wait_for_everyone()
-    return sft.TrainResult(out_dir=out, kind="grpo", method=train.method, metrics=metrics)
 
 
 def grpo_stage(run, t: int, bench: Benchmark, problems: Sequence[Problem], init: str | None):
@@ -408,7 +351,7 @@ def grpo_stage(run, t: int, bench: Benchmark, problems: Sequence[Problem], init:
             + (" + answer format" if g.format_reward else ""))
     full = cfg.train.method == "full"
     result = train_grpo(init if (full and init) else cfg.model.pretrained, bench, problems,
-                        d / "model", g, cfg.train, prompt_style=cfg.model.prompt_style,
+                        d / run_files.MODEL, g, cfg.train, prompt_style=cfg.model.prompt_style,
                         max_new_tokens=cfg.sampling.max_new_tokens,
                         init_adapter=None if full else init)
-    return str(d / "model"), result
+    return str(d / run_files.MODEL), result

@@ -18,38 +18,31 @@ Runs can share a warm-up (``run.warmup_from``): STaR, R3V and the matched-comput
 then start from one iteration-0 checkpoint, and the samples it draws are kept once, in the
 warm-up run's pool, for every run that shares it.
 
-Run directory layout::
-
-    config.yaml  versions.json  progress.log  metrics.json
-    base_model/                              a tiny:<arch>:<size> base, built (and pre-trained)
-    pool/rank<r>/iter_<t>.jsonl              samples drawn by the checkpoint of iteration t
-    iter_<t>/examples.jsonl                  the training set of iteration t (for audit)
-    iter_<t>/model/                          adapter (or full model) + train_metrics.json
-                                             (run.method=grpo: iter_1/model is the GRPO stage)
-    iter_<t>/eval.json  iter_<t>/eval_outcomes.jsonl
+The run folder's files are named in :mod:`r3v_eval.run_files`; the method table that decides
+which stages run is :mod:`r3v_train.methods`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import re
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
-from r3v_eval import strategies
+from r3v_eval import run_files, strategies
 from r3v_eval.benchmarks import Benchmark, Problem, get_benchmark
 from r3v_eval.engines import load_engine
 from r3v_eval.engines.base import Sampling
 from r3v_eval.errors import R3VError
-from r3v_eval.provenance import installed_versions, write_atomic, write_jsonl
+from r3v_eval.provenance import write_atomic, write_jsonl
 from r3v_train.compute import run_compute
 from r3v_train.config import ConfigError, R3VConfig
+from r3v_train.demo.perception import perception_replay
+from r3v_train.demo.pretrain import resolve_pretrained
 from r3v_train.grpo import grpo_stage
+from r3v_train.methods import get_method
 from r3v_train.pool import Sample, SamplePool, pool_stats
 from r3v_train.reflect import (
     BuildResult,
@@ -58,72 +51,11 @@ from r3v_train.reflect import (
     build_examples,
     build_warmup,
     combine,
-    load_teacher_rationales,
     problems_by_id,
 )
-
-SELF_TRAINING_METHODS = {"r3v": "r3v", "r3v_no_refine": "r3v_no_refine",
-                         "r3v_no_select": "r3v_no_select", "star": "star", "star_dpo": "star"}
-
-
-# ------------------------------------------------------------------ helpers
-def _dist() -> tuple[int, int]:
-    """(rank, world size) under ``accelerate launch`` / torchrun; (0, 1) otherwise."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def _barrier() -> None:
-    if _dist()[1] > 1:
-        from accelerate import PartialState
-
-        PartialState().wait_for_everyone()
-
-
-def config_differences(saved: Any, current: dict[str, Any], keys) -> list[str]:
-    """The dotted keys where a saved ``config.yaml`` and the current resolved config differ,
-    among ``keys``: sections (every key of either side) or ``section.key`` names."""
-    saved, current = saved or {}, json.loads(json.dumps(current))  # as YAML reads it back
-    out: list[str] = []
-    for key in keys:
-        section, _, name = key.partition(".")
-        theirs, ours = saved.get(section) or {}, current.get(section) or {}
-        names = [name] if name else sorted(set(theirs) | set(ours))
-        out += [f"{section}.{k}" for k in names if theirs.get(k) != ours.get(k)]
-    return out
-
-
-class RunDir:
-    """The run folder: resolved config, versions, progress log, per-iteration files."""
-
-    def __init__(self, cfg: R3VConfig) -> None:
-        self.cfg = cfg
-        self.path = Path(cfg.run.out_dir)
-        self.rank = _dist()[0]
-        self.path.mkdir(parents=True, exist_ok=True)
-        resolved = cfg.to_dict()
-        cfg_path = self.path / "config.yaml"
-        if cfg_path.exists():
-            saved = yaml.safe_load(cfg_path.read_text())
-            if saved != json.loads(json.dumps(resolved)):
-                diff = config_differences(saved, resolved, resolved)
-                raise ConfigError(
-                    f"{self.path} holds a run with a different config (differs in: "
-                    f"{', '.join(diff) or 'sections'}); use another run.out_dir to start afresh")
-        elif self.rank == 0:
-            write_atomic(cfg_path, yaml.safe_dump(resolved, sort_keys=False))
-            write_atomic(self.path / "versions.json", json.dumps(installed_versions(), indent=2))
-
-    def iter_dir(self, t: int) -> Path:
-        d = self.path / f"iter_{t}"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-
-    def log(self, message: str) -> None:
-        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
-        print(f"[r3v] {message}", flush=True)
-        if self.rank == 0:
-            with (self.path / "progress.log").open("a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
+from r3v_train.rundir import RunDir, barrier, config_differences, dist
+from r3v_train.teacher import teacher_rationales
+from r3v_train.trainer import train_dpo, train_sft
 
 
 # ------------------------------------------------------------------ stages
@@ -132,8 +64,8 @@ def pool_root(run: RunDir, sampler_iter: int) -> Path:
     warm-up's own pool for iteration 0 (every run sharing it draws the same samples), else
     this run's."""
     if sampler_iter == 0 and run.cfg.run.warmup_from:
-        return Path(run.cfg.run.warmup_from) / "pool"
-    return run.path / "pool"
+        return Path(run.cfg.run.warmup_from) / run_files.POOL
+    return run.path / run_files.POOL
 
 
 def drawn_samples(run: RunDir, sampler_iter: int) -> list[Sample]:
@@ -156,10 +88,10 @@ def sample_stage(run: RunDir, bench: Benchmark, problems: Sequence[Problem], sam
     labels them with that iteration). Finished samples are skipped; work is appended chunk by
     chunk so a kill loses at most one chunk."""
     cfg = run.cfg
-    rank, world = _dist()
+    rank, world = dist()
     n = cfg.sampling.n
     done = {(s.question_id, s.sample_index) for s in drawn_samples(run, sampler_iter)}
-    _barrier()  # every rank has read the pool before any rank appends to it
+    barrier()  # every rank has read the pool before any rank appends to it
     missing = [p for p in problems if any((p.id, j) not in done for j in range(n))]
     todo = missing[rank::world]
     pool = SamplePool(pool_root(run, sampler_iter) / f"rank{rank}")
@@ -189,7 +121,7 @@ def sample_stage(run: RunDir, bench: Benchmark, problems: Sequence[Problem], sam
             pool.append(new)
             run.log(f"  sampled {min(start + chunk, len(todo))}/{len(todo)} questions")
         del engine
-    _barrier()
+    barrier()
     return pool_stats(drawn_samples(run, sampler_iter))
 
 
@@ -197,27 +129,32 @@ def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem
                    engine_factory, sampled: bool = True) -> dict[str, float]:
     """Greedy accuracy and (``sampled``) majority / select / pass at ``eval.n`` and every
     ``eval.ns`` on the test split; written once to ``iter_<t>/eval.json``."""
-    out = run.iter_dir(t) / "eval.json"
+    out = run.iter_dir(t) / run_files.EVAL
     if out.exists():
         return json.loads(out.read_text())["metrics"]
     if run.rank != 0:
-        _barrier()
+        barrier()
         return json.loads(out.read_text())["metrics"]
     cfg = run.cfg
     run.log(f"iteration {t}: evaluating on {len(test)} test problems")
     engine = engine_factory()
     n = cfg.eval.n if sampled else 0
-    ev = strategies.evaluate(engine, bench, test, n=n, style=cfg.model.prompt_style,
+    # the sampled metrics draw as the sampling section says (one source for both)
+    sampling = Sampling(n=n, temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
+                        top_k=cfg.sampling.top_k, max_new_tokens=cfg.eval.max_new_tokens,
+                        seed=cfg.eval.seed) if n else None
+    ev = strategies.evaluate(engine, bench, test, n=n, sampling=sampling,
+                             style=cfg.model.prompt_style,
                              with_select=cfg.eval.select, max_new_tokens=cfg.eval.max_new_tokens,
                              seed=cfg.eval.seed, also_at=tuple(cfg.eval.ns or ()) if n else (),
                              select_choice=cfg.eval.select_choice,
                              select_target=cfg.reflect.select_target)
-    write_jsonl(run.iter_dir(t) / "eval_outcomes.jsonl",
+    write_jsonl(run.iter_dir(t) / run_files.EVAL_OUTCOMES,
                 ({"metric": name, **o.to_dict()} for name, outs in ev.outcomes.items() for o in outs))
     write_atomic(out, json.dumps({"iteration": t, "n_test": len(test), "metrics": ev.metrics},
                                   indent=2))
     run.log(f"iteration {t}: " + ", ".join(f"{k} {v:.4f}" for k, v in ev.metrics.items()))
-    _barrier()
+    barrier()
     return ev.metrics
 
 
@@ -227,8 +164,6 @@ def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, 
     adapter for LoRA, a whole model folder for full fine-tuning), None starts from the base;
     ``overrides`` replace recipe ``train`` settings (``num_train_epochs`` of the warm-up, ``max_steps``
     of the matched-compute control)."""
-    from r3v_train.trainer import train_sft
-
     cfg = run.cfg
     settings = dataclasses.replace(cfg.train, **overrides)
     d = run.iter_dir(t)
@@ -237,24 +172,25 @@ def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, 
         raise R3VError(f"iteration {t}: no training examples ({examples.summary()}); a model "
                        "that solves nothing yet needs warm-up data (run.warmup with "
                        "data.warmup_qa or data.teacher_rationales)")
-    if run.rank == 0 and not (d / "examples.jsonl").exists():
-        write_jsonl(d / "examples.jsonl", (e.to_dict() for e in rows))
+    if run.rank == 0 and not (d / run_files.EXAMPLES).exists():
+        write_jsonl(d / run_files.EXAMPLES, (e.to_dict() for e in rows))
     run.log(f"iteration {t}: training on {len(rows)} examples ({examples.summary()})")
     data = [{"prompt": e.prompt, "completion": e.completion, "image": e.load_image(problems)}
             for e in rows]
+    out = d / run_files.MODEL
     if cfg.train.method == "full":
-        result = train_sft(init or cfg.model.pretrained, data, d / "model", settings)
+        result = train_sft(init or cfg.model.pretrained, data, out, settings)
     else:
-        result = train_sft(cfg.model.pretrained, data, d / "model", settings, init_adapter=init)
-    return str(d / "model"), _train_summary(result)
+        result = train_sft(cfg.model.pretrained, data, out, settings, init_adapter=init)
+    return str(out), _train_summary(result)
 
 
 def reference_steps(reference: str | Path) -> int:
     """Optimizer steps of a run's last trained iteration (what a matched control trains)."""
     ref = Path(reference)
-    done = [(int(p.parents[1].name.removeprefix("iter_")), p)
-            for p in ref.glob("iter_*/model/train_metrics.json")
-            if p.parents[1].name.removeprefix("iter_").isdigit()]
+    pattern = f"{run_files.ITER_PREFIX}*/{run_files.MODEL}/{run_files.TRAIN_METRICS}"
+    done = [(run_files.iter_number(p.parents[1].name), p) for p in ref.glob(pattern)
+            if run_files.iter_number(p.parents[1].name) is not None]
     if not done:
         raise ConfigError(f"run.control_reference: {ref} has no trained iteration "
                           "(iter_<t>/model/train_metrics.json); run the reference first")
@@ -267,20 +203,18 @@ def reference_steps(reference: str | Path) -> int:
 
 def dpo_stage(run: RunDir, t: int, pairs: BuildResult, problems: dict[str, Problem],
               sft_checkpoint: str) -> tuple[str, dict[str, Any]]:
-    from r3v_train.trainer import train_dpo
-
     cfg = run.cfg
     d = run.iter_dir(t)
     rows = pairs.shuffled(cfg.run.seed + t)
     run.log(f"iteration {t}: DPO on {len(rows)} pairs")
     data = [{"prompt": e.prompt, "chosen": e.completion, "rejected": e.rejected,
              "image": e.load_image(problems)} for e in rows]
+    out = d / run_files.DPO_MODEL
     if cfg.train.method == "full":
-        result = train_dpo(sft_checkpoint, data, d / "dpo_model", cfg.train)
+        result = train_dpo(sft_checkpoint, data, out, cfg.train)
     else:
-        result = train_dpo(cfg.model.pretrained, data, d / "dpo_model", cfg.train,
-                           init_adapter=sft_checkpoint)
-    return str(d / "dpo_model"), _train_summary(result)
+        result = train_dpo(cfg.model.pretrained, data, out, cfg.train, init_adapter=sft_checkpoint)
+    return str(out), _train_summary(result)
 
 
 def compute_stage(run: RunDir, history: Sequence[dict[str, Any]], last_sampled: int) -> dict[str, int]:
@@ -288,7 +222,7 @@ def compute_stage(run: RunDir, history: Sequence[dict[str, Any]], last_sampled: 
     replies = [s.reply for s in all_samples(run, up_to_iteration=last_sampled)]
     tokenizer = None
     if replies:
-        from r3v_eval.engines.hf import load_processor
+        from r3v_eval.engines.hf import load_processor  # heavy (transformers): only to count tokens
 
         tokenizer = load_processor(run.cfg.model.pretrained).tokenizer
     return run_compute(history, replies, tokenizer)
@@ -305,8 +239,7 @@ def _train_summary(result: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------ driver
 def reflect_config(cfg: R3VConfig) -> ReflectConfig:
     """The method decides which tasks are on; the recipe's reflect section sets the rest."""
-    method = SELF_TRAINING_METHODS.get(cfg.run.method, "star")
-    on = ReflectConfig.for_method(method).tasks
+    on = get_method(cfg.run.method).tasks or ("sft",)  # unused where the method builds none
     return dataclasses.replace(cfg.reflect, sft="sft" in on, refine="refine" in on,
                                select="select" in on, prompt_style=cfg.model.prompt_style)
 
@@ -321,7 +254,7 @@ def shared_warmup(cfg: R3VConfig) -> Path | None:
     if not cfg.run.warmup_from:
         return None
     src = Path(cfg.run.warmup_from)
-    saved_file = src / "config.yaml"
+    saved_file = src / run_files.CONFIG
     if not saved_file.is_file():
         raise ConfigError(f"run.warmup_from: {src} is not a run folder (no config.yaml); run the "
                           "warm-up's recipe first")
@@ -330,115 +263,15 @@ def shared_warmup(cfg: R3VConfig) -> Path | None:
     if differ:
         raise ConfigError(f"run.warmup_from: {src} was run with other settings ({', '.join(differ)}); "
                           "runs that share a warm-up must agree on them")
-    if not (src / "iter_0" / "model" / "DONE").is_file():
+    if not (src / run_files.iter_name(0) / run_files.MODEL / run_files.DONE).is_file():
         raise ConfigError(f"run.warmup_from: {src} has not finished its warm-up "
                           "(iter_0/model/DONE); run its recipe first")
     return src
 
 
-def resolve_pretrained(run: RunDir, bench: Benchmark, shared: Path | None) -> str:
-    """A hub id / folder as is; ``shipped:<name>`` is a model the project ships (its checksums
-    verified); ``tiny:<arch>:<size>`` is built once into the run folder (and pre-trained on
-    perception when ``model.perception_examples`` is set), or taken from the run whose warm-up
-    this one shares."""
-    cfg = run.cfg
-    spec = cfg.model.pretrained
-    if spec.startswith("shipped:"):
-        from r3v_train.pretrain import shipped_model
-
-        return str(shipped_model(spec))
-    if not spec.startswith("tiny:"):
-        return spec
-    parts = spec.split(":")
-    if len(parts) != 3:
-        raise ConfigError(f"model.pretrained: {spec!r} is not tiny:<arch>:<size>")
-    if shared is not None:
-        return str(shared / "base_model")
-    from r3v_train.tiny import build_tiny_model
-
-    target = run.path / "base_model"
-    built = target / ("DONE" if cfg.model.perception_examples else "config.json")
-    if built.exists():
-        return str(target)
-    init = run.path / "base_init" if cfg.model.perception_examples else target
-    if run.rank == 0 and not (init / "config.json").exists():
-        run.log(f"building {spec} -> {init}")
-        build_tiny_model(parts[1], init, size=parts[2], seed=cfg.run.seed)
-    _barrier()
-    if cfg.model.perception_examples:
-        from r3v_train.pretrain import pretrain_perception
-
-        run.log(f"pre-training the base on {cfg.model.perception_examples} perception questions")
-        pretrain_perception(init, target, bench, cfg.model.perception_examples, cfg.train,
-                            seed=cfg.run.seed, learning_rate=cfg.model.perception_lr,
-                            epochs=cfg.model.perception_epochs,
-                            skills=cfg.model.perception_skills)
-    return str(target)
-
-
-def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
-                       bench: Benchmark | None = None) -> dict[str, str]:
-    """The teacher rationales of the warm-up, in train order: ``data.teacher_rationales``
-    narrowed by ``teacher_templates``, ``teacher_max_steps``, ``teacher_skip_words``,
-    ``teacher_per_template`` and ``teacher_limit``. ``bench``: the run's benchmark (built from ``cfg`` when not given), whose
-    ``question_templates`` also count as known names."""
-    spec = cfg.data.teacher_rationales
-    if not spec:
-        return {}
-    if spec == "builtin":
-        teacher = {p.id: p.meta["rationale"] for p in train if p.meta.get("rationale")}
-        if not teacher:
-            raise ConfigError(f"data.teacher_rationales=builtin: benchmark {cfg.data.benchmark!r} "
-                              "has no built-in rationales")
-    else:
-        teacher = load_teacher_rationales(spec)
-    per_template: dict[str, int] = {}
-    keep = []
-    wanted = cfg.data.teacher_templates
-    if wanted is not None:
-        if any("template" not in (p.meta or {}) for p in train):
-            raise ConfigError(f"data.teacher_templates: problems of {cfg.data.benchmark!r} name no "
-                              "question template (meta 'template')")
-        bench = bench or get_benchmark(cfg.data.benchmark, cfg.data.options)
-        known = {p.meta["template"] for p in train} | set(getattr(bench, "question_templates", ()))
-        unknown = sorted(set(wanted) - known)
-        if unknown:
-            raise ConfigError(f"data.teacher_templates: unknown template(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(known))}")
-    skip = None
-    if cfg.data.teacher_skip_words:
-        skip = re.compile(r"\b(?:" + "|".join(map(re.escape, cfg.data.teacher_skip_words)) + r")\b",
-                          re.IGNORECASE)
-    for p in train:
-        if p.id not in teacher:
-            continue
-        if wanted is not None and p.meta["template"] not in wanted:
-            continue
-        if skip is not None and skip.search(p.question):
-            continue
-        if cfg.data.teacher_max_steps is not None:
-            if "steps" not in (p.meta or {}):
-                raise ConfigError(f"data.teacher_max_steps: problems of {cfg.data.benchmark!r} "
-                                  "do not count their reasoning steps (meta 'steps')")
-            if p.meta["steps"] > cfg.data.teacher_max_steps:
-                continue
-        if cfg.data.teacher_per_template is not None:
-            if "template" not in (p.meta or {}):
-                raise ConfigError(f"data.teacher_per_template: problems of {cfg.data.benchmark!r} "
-                                  "name no question template (meta 'template')")
-            template = p.meta["template"]
-            if per_template.get(template, 0) >= cfg.data.teacher_per_template:
-                continue
-            per_template[template] = per_template.get(template, 0) + 1
-        keep.append(p.id)
-    if cfg.data.teacher_limit is not None:
-        keep = keep[: cfg.data.teacher_limit]
-    return {pid: teacher[pid] for pid in keep}
-
-
 def warmup_metrics(shared: Path) -> dict[str, float] | None:
     """Iteration 0's evaluation in the run whose warm-up is shared (None: not evaluated)."""
-    path = shared / "iter_0" / "eval.json"
+    path = shared / run_files.iter_name(0) / run_files.EVAL
     return json.loads(path.read_text())["metrics"] if path.is_file() else None
 
 
@@ -446,7 +279,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
     """Run (or resume) a whole self-training run; returns the metrics summary."""
     run_dir = RunDir(cfg)
     shared = shared_warmup(cfg)
-    method = cfg.run.method
+    method = get_method(cfg.run.method)
     bench = get_benchmark(cfg.data.benchmark, cfg.data.options)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, pretrained=resolve_pretrained(run_dir, bench, shared)))
@@ -457,9 +290,9 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
                       cfg.data.test_limit)
     problems = problems_by_id(train)
     teacher = teacher_rationales(cfg, train, bench)
-    if method == "distill" and not teacher:
+    if method.teacher_only and not teacher:
         raise ConfigError("run.method=distill needs data.teacher_rationales")
-    run_dir.log(f"run {cfg.run.out_dir}: method {method}, {len(train)} train / {len(test)} test "
+    run_dir.log(f"run {cfg.run.out_dir}: method {method.name}, {len(train)} train / {len(test)} test "
                 f"problems of {bench.name}, {cfg.run.iterations} iterations")
 
     full = cfg.train.method == "full"
@@ -476,8 +309,8 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
                                min_pixels=cfg.model.min_pixels, batch_size=batch_size)
         return make
 
-    iterations = 0 if method in ("distill", "control", "grpo") else cfg.run.iterations
-    final_t = 1 if method in ("control", "grpo") else iterations  # the iteration always evaluated
+    iterations = cfg.run.iterations if method.iterates else 0
+    final_t = 1 if method.final_iteration_fixed else iterations  # the iteration always evaluated
 
     def evaluate_if_due(t: int, checkpoint: str | None) -> dict[str, float] | None:
         last = t == final_t
@@ -489,13 +322,11 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
     history: list[dict[str, Any]] = []
     warm = BuildResult()
     checkpoint: str | None = None
-    if cfg.run.warmup or method == "distill":
-        warm = build_warmup(bench, problems, teacher, qa=cfg.data.warmup_qa and method != "distill",
+    if cfg.run.warmup or method.teacher_only:
+        warm = build_warmup(bench, problems, teacher, qa=cfg.data.warmup_qa and not method.teacher_only,
                             prompt_style=cfg.model.prompt_style,
                             teacher_repeats=cfg.data.teacher_repeats)
         if cfg.data.warmup_perception:
-            from r3v_train.pretrain import perception_replay
-
             replay, pictures = perception_replay(
                 bench, cfg.data.warmup_perception, getattr(bench, "seed", cfg.run.seed),
                 cfg.data.warmup_perception_skills or cfg.model.perception_skills)
@@ -504,7 +335,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         if warm.skipped:
             run_dir.log(f"warm-up data skipped: {dict(warm.skipped)}")
         if shared is not None:
-            checkpoint = str(shared / "iter_0" / "model")
+            checkpoint = str(shared / run_files.iter_name(0) / run_files.MODEL)
             run_dir.log(f"iteration 0: the warm-up of {shared}")
             history.append({"iteration": 0, "metrics": warmup_metrics(shared),
                             "examples": warm.counts, "shared_from": str(shared)})
@@ -516,7 +347,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
             history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
                             "train": train_info})
     warm_checkpoint = checkpoint
-    if method == "control":  # the warm-up's own data, continued for the reference's steps
+    if "control" in method.stages:  # the warm-up's own data, continued for the reference's steps
         steps = cfg.run.control_steps or reference_steps(cfg.run.control_reference)
         run_dir.log(f"matched-compute control: the warm-up continued for {steps} optimizer steps"
                     + (f" (as {cfg.run.control_reference})" if cfg.run.control_reference else ""))
@@ -524,7 +355,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         metrics = evaluate_if_due(1, checkpoint)
         history.append({"iteration": 1, "metrics": metrics, "examples": warm.counts,
                         "train": train_info, "control_steps": steps})
-    if method == "grpo":  # on-policy RL from the warm-up (or the base): r3v_train/grpo.py
+    if "grpo" in method.stages:  # on-policy RL from the warm-up (or the base): r3v_train/grpo.py
         checkpoint, result = grpo_stage(run_dir, 1, bench, train, checkpoint)
         metrics = evaluate_if_due(1, checkpoint)
         history.append({"iteration": 1, "metrics": metrics, "train": _train_summary(result)})
@@ -537,7 +368,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         data = combine(warm, built)
         init = {"base": None, "warmup": warm_checkpoint, "previous": checkpoint}[cfg.run.start]
         new_checkpoint, train_info = train_stage(run_dir, t, data, problems, init)
-        if method == "star_dpo":
+        if "dpo" in method.stages:
             pairs = build_dpo_pairs(bench, problems, samples, rcfg)
             new_checkpoint, dpo_info = dpo_stage(run_dir, t, pairs, problems, new_checkpoint)
             train_info = {"sft": train_info, "dpo": dpo_info}
@@ -545,12 +376,12 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         metrics = evaluate_if_due(t, checkpoint)
         history.append({"iteration": t, "metrics": metrics, "pool": pool_stats,
                         "examples": data.counts, "train": train_info})
-    summary = {"name": cfg.run.name or method, "method": method, "benchmark": bench.name,
+    summary = {"name": cfg.run.name or method.name, "method": method.name, "benchmark": bench.name,
                "n_train": len(train), "n_test": len(test),
                "final": history[-1]["metrics"] if history else {},
                "compute": compute_stage(run_dir, history, last_sampled=iterations - 1),
                "history": history}
     if run_dir.rank == 0:
-        write_atomic(run_dir.path / "metrics.json", json.dumps(summary, indent=2))
+        write_atomic(run_dir.path / run_files.METRICS, json.dumps(summary, indent=2))
     run_dir.log(f"done: {json.dumps(summary['final'])}")
     return summary

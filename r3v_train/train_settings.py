@@ -1,9 +1,10 @@
 """What a training run is told: :class:`TrainSettings`, the ``train`` section of a recipe.
 
 The keys that TRL's ``SFTConfig`` / ``DPOConfig`` have carry TRL's names and are handed to them
-by :mod:`r3v_train.trainer`; the LoRA keys feed peft's ``LoraConfig``; ``trl_args`` passes any
-other TRL argument through as it is. Validated on construction: a wrong value is a
-``ValueError`` naming the key.
+by :mod:`r3v_train.stage` and :mod:`r3v_train.trainer`; the LoRA keys feed peft's ``LoraConfig``; ``trl_args`` passes any
+other TRL argument through as it is (checked against TRL by
+:func:`r3v_train.trainer.check_trl_args` when a recipe loads and when a stage starts).
+Validated on construction: a wrong value is a ``ValueError`` naming the key.
 """
 
 from __future__ import annotations
@@ -172,8 +173,6 @@ class TrainSettings:
             re.compile(self.lora_target_modules)
         except re.error as exc:
             raise bad("lora_target_modules", f"not a valid regex ({exc})") from None
-        if self.trl_args:
-            check_trl_args(self.trl_args)
 
     # ----------------------------------------------------------- derived values
     def use_bf16(self) -> bool:
@@ -203,27 +202,3 @@ class TrainSettings:
         """The settings that change what is trained (logging/saving fields left out)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.metadata.get("fingerprint", True)}
-
-
-#: TRL arguments r3v sets itself (from TrainSettings or by design): not in ``trl_args``
-_OWN_TRL_ARGS = ("output_dir", "per_device_train_batch_size", "lr_scheduler_type", "warmup_steps",
-                 "warmup_ratio", "weight_decay", "max_grad_norm", "num_train_epochs", "max_steps",
-                 "seed", "bf16", "fp16", "use_cpu", "logging_steps", "save_strategy", "save_steps",
-                 "save_total_limit", "report_to", "dataloader_num_workers", "disable_tqdm",
-                 "max_length", "gradient_checkpointing", "activation_checkpointing",
-                 "learning_rate", "beta", "gradient_accumulation_steps", "packing", "padding_free",
-                 "completion_only_loss", "precompute_ref_log_probs")
-
-
-def check_trl_args(trl_args: dict[str, Any]) -> None:
-    """Every ``trl_args`` key must be an SFTConfig or DPOConfig argument r3v does not set."""
-    from trl import DPOConfig, SFTConfig
-
-    known = {f.name for cls in (SFTConfig, DPOConfig) for f in dataclasses.fields(cls) if f.init}
-    for key in trl_args:
-        if key in _OWN_TRL_ARGS:
-            raise ValueError(f"trl_args.{key}: set by r3v from the train section (or fixed by "
-                             "design); use the train key of that name instead")
-        if key not in known:
-            raise ValueError(f"trl_args.{key}: not an SFTConfig / DPOConfig argument of the "
-                             "installed TRL")

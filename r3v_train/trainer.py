@@ -52,47 +52,14 @@ only the main process writes files.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import re
-import shutil
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from r3v_eval.provenance import installed_versions, write_atomic
+from r3v_train import stage
+from r3v_train.resume import FullCheckpointResume  # full-model resume that restores weights
+from r3v_train.stage import TrainResult, read_result  # noqa: F401  (the results of train_sft / train_dpo)
 from r3v_train.train_data import LengthGroupedSampler, build_dataset, normalize_records, sequence_lengths
 from r3v_train.train_settings import TrainSettings
-
-# Module-name components of the vision encoder and the vision-to-language projector in HF VLMs.
-VISION_MODULE_KEYS = ("visual", "vision_tower", "vision_model", "multi_modal_projector",
-                      "mm_projector")
-
-DONE_FILE = "DONE"
-METRICS_FILE = "train_metrics.json"
-CONFIG_FILE = "train_config.json"
-
-@dataclass
-class TrainResult:
-    """What a finished run left in ``out_dir``."""
-
-    out_dir: Path
-    kind: str                 # "sft" | "dpo"
-    method: str               # "lora" | "full"
-    metrics: dict[str, Any]
-    reused: bool = False      # True: out_dir was already finished, nothing was trained
-
-    @property
-    def adapter_dir(self) -> Path | None:
-        """The LoRA adapter folder (``method == "lora"``), for ``HFEngine(adapter=...)``."""
-        return self.out_dir if self.method == "lora" else None
-
-    @property
-    def model_dir(self) -> Path | None:
-        """The full model folder (``method == "full"``), for ``HFEngine(pretrained=...)``."""
-        return self.out_dir if self.method == "full" else None
 
 
 # ====================================================================== trainers
@@ -140,8 +107,6 @@ class _R3VTrainerMixin:
 def _trainer_classes():
     from trl import DPOTrainer, SFTTrainer
 
-    from r3v_train.resume import FullCheckpointResume  # full-model resume that restores weights
-
     class R3VSFTTrainer(_R3VTrainerMixin, FullCheckpointResume, SFTTrainer):
         pass
 
@@ -151,133 +116,57 @@ def _trainer_classes():
     return R3VSFTTrainer, R3VDPOTrainer
 
 
-# ====================================================================== helpers
-def _latest_checkpoint(out: Path) -> Path | None:
-    """The newest checkpoint-N folder that was written completely (has trainer_state.json)."""
-    if not out.is_dir():
-        return None
-    found = []
-    for p in out.iterdir():
-        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-        if m and p.is_dir() and (p / "trainer_state.json").is_file():
-            found.append((int(m.group(1)), p))
-    return max(found)[1] if found else None
+# ====================================================================== TRL's config
+#: what r3v sets in SFTConfig / DPOConfig beyond :func:`r3v_train.stage.trl_kwargs`, from the
+#: ``train`` section (:func:`supervised_kwargs`) or by design (:func:`_trl_config`)
+_DESIGN_KEYS = {"sft": ("learning_rate", "packing", "padding_free", "completion_only_loss"),
+                "dpo": ("learning_rate", "beta", "precompute_ref_log_probs")}
 
 
-def read_result(out_dir: str | Path) -> TrainResult | None:
-    """The result of a finished run in ``out_dir`` (its ``DONE`` marker exists), else None."""
-    out = Path(out_dir)
-    done = out / DONE_FILE
-    if not done.is_file():
-        return None
-    info = json.loads(done.read_text())
-    metrics_path = out / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    return TrainResult(out_dir=out, kind=info["kind"], method=info["method"], metrics=metrics,
-                       reused=True)
-
-
-def _fingerprint(kind: str, base: str, init_adapter: str | None, settings: TrainSettings,
-                 rows: list[dict[str, Any]], text_fields: Sequence[str]) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps({"kind": kind, "base": str(base), "init_adapter": str(init_adapter),
-                         "settings": settings.fingerprint_dict()}, sort_keys=True).encode())
-    for row in rows:
-        for name in text_fields:
-            h.update(row[name].encode())
-            h.update(b"\0")
-        image = row["image"]
-        if image is None:
-            h.update(b"-")
-        elif isinstance(image, str):
-            h.update(image.encode())
-        else:  # in-memory pictures are identified by size only (hashing pixels costs too much)
-            h.update(f"{image.size}{image.mode}".encode())
-        h.update(b"\1")
-    return h.hexdigest()
-
-
-def _is_vision_param(name: str) -> bool:
-    parts = name.split(".")
-    return any(key in parts for key in VISION_MODULE_KEYS)
-
-
-def _load_model(base: str, settings: TrainSettings, init_adapter: str | None, *, cuda: bool,
-                deepspeed: bool):
-    import torch
-    from transformers import AutoModelForImageTextToText
-
-    if settings.model_dtype != "auto":
-        dtype = getattr(torch, settings.model_dtype)
-    elif not cuda:
-        dtype = torch.float32
-    elif settings.method == "lora" or deepspeed:
-        dtype = torch.bfloat16 if settings.use_bf16() else torch.float32
-    else:
-        dtype = torch.float32
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if settings.attn_implementation:
-        kwargs["attn_implementation"] = settings.attn_implementation
-    model = AutoModelForImageTextToText.from_pretrained(base, **kwargs)
-    if init_adapter is not None:
-        from peft import PeftModel
-
-        if settings.method == "lora":
-            # continue training this adapter (its own rank / targets)
-            model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
-        else:
-            model = PeftModel.from_pretrained(model, str(init_adapter)).merge_and_unload()
-    if settings.method == "full" and settings.freeze_vision:
-        for name, param in model.named_parameters():
-            if _is_vision_param(name):
-                param.requires_grad_(False)
-    return model
-
-
-def _peft_config(settings: TrainSettings):
-    from peft import LoraConfig
-
-    return LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha,
-                      lora_dropout=settings.lora_dropout,
-                      target_modules=settings.lora_target_modules,
-                      bias="none", task_type="CAUSAL_LM")
-
-
-def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
-    import torch
-    from trl import DPOConfig, SFTConfig
-
-    cuda = torch.cuda.is_available()
-    config_cls = SFTConfig if kind == "sft" else DPOConfig
-    names = {f.name for f in dataclasses.fields(config_cls) if f.init}
-    extra = {k: v for k, v in settings.trl_args.items() if k in names}
-    common: dict[str, Any] = {**extra,
-        "output_dir": str(out),
+def supervised_kwargs(settings: TrainSettings) -> dict[str, Any]:
+    """The ``train`` keys SFT and DPO pass to TRL (GRPO takes these from its own section)."""
+    return {
         "per_device_train_batch_size": settings.per_device_train_batch_size,
         "lr_scheduler_type": settings.lr_scheduler_type,
         # a float in [0, 1) is a ratio of the total steps in transformers 5
         "warmup_steps": float(settings.warmup_ratio),
-        "weight_decay": settings.weight_decay,
-        "max_grad_norm": settings.max_grad_norm,
         "num_train_epochs": settings.num_train_epochs,
         "max_steps": settings.max_steps,
-        "seed": settings.seed,
-        "bf16": settings.use_bf16(),
-        "fp16": False,
-        "use_cpu": not cuda,
-        "logging_steps": settings.logging_steps,
-        "save_strategy": settings.save_strategy,
-        "save_steps": settings.save_steps,
-        "save_total_limit": settings.save_total_limit,
-        "report_to": [] if settings.report_to == "none" else [settings.report_to],
-        "dataloader_num_workers": settings.dataloader_num_workers,
-        "disable_tqdm": not progress,
         "max_length": None,  # never truncate: over-budget examples are dropped up front
     }
-    # transformers >= 5.2x renamed gradient_checkpointing (a deprecated alias now)
-    ckpt_key = ("activation_checkpointing" if "activation_checkpointing" in names
-                else "gradient_checkpointing")
-    common[ckpt_key] = settings.gradient_checkpointing
+
+
+def set_by_r3v() -> set[str]:
+    """The SFTConfig / DPOConfig arguments r3v sets itself: refused in ``trl_args``."""
+    return (stage.shared_trl_keys() | set(supervised_kwargs(TrainSettings()))
+            | {"warmup_ratio", "gradient_accumulation_steps"}
+            | {k for keys in _DESIGN_KEYS.values() for k in keys})
+
+
+def check_trl_args(trl_args: dict[str, Any]) -> None:
+    """Every ``trl_args`` key must be an SFTConfig or DPOConfig argument r3v does not set."""
+    from trl import DPOConfig, SFTConfig
+
+    known = {f.name for cls in (SFTConfig, DPOConfig) for f in dataclasses.fields(cls) if f.init}
+    own = set_by_r3v()
+    for key in trl_args:
+        if key in own:
+            raise ValueError(f"trl_args.{key}: set by r3v from the train section (or fixed by "
+                             "design); use the train key of that name instead")
+        if key not in known:
+            raise ValueError(f"trl_args.{key}: not an SFTConfig / DPOConfig argument of the "
+                             "installed TRL")
+
+
+def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
+    from trl import DPOConfig, SFTConfig
+
+    config_cls = SFTConfig if kind == "sft" else DPOConfig
+    names = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    check_trl_args(settings.trl_args)
+    extra = {k: v for k, v in settings.trl_args.items() if k in names}
+    common = {**extra, **stage.trl_kwargs(settings, out, progress, names),
+              **supervised_kwargs(settings)}
     if kind == "sft":
         args = SFTConfig(learning_rate=settings.learning_rate, packing=False,
                          padding_free=False, completion_only_loss=True, **common)
@@ -286,18 +175,6 @@ def _trl_config(kind: str, settings: TrainSettings, out: Path, progress: bool):
                          precompute_ref_log_probs=False, **common)
     args.gradient_accumulation_steps = settings.accumulation_steps(args.world_size)
     return args
-
-
-def _peak_memory() -> dict[str, float | None]:
-    import resource
-
-    import torch
-
-    gpu = None
-    if torch.cuda.is_available():
-        gpu = round(torch.cuda.max_memory_allocated() / 2**30, 3)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    return {"peak_gpu_memory_gb": gpu, "peak_rss_gb": round(rss, 3)}
 
 
 # ====================================================================== runs
@@ -309,9 +186,8 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
              init_adapter, processor_path, progress: bool, callbacks):
     """Everything up to a ready trainer; returns (trainer, context dict)."""
     import torch
-    from accelerate import PartialState
 
-    from r3v_eval.engines.hf import load_processor
+    from r3v_eval.engines.hf import load_processor  # heavy (transformers): only when training
 
     settings = settings or TrainSettings()
     fields = _SFT_FIELDS if kind == "sft" else _DPO_FIELDS
@@ -320,24 +196,11 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
     rows = normalize_records(records, fields)
 
     args = _trl_config(kind, settings, out, progress)
-    state = PartialState()
-    fp = _fingerprint(kind, base, init_adapter, settings, rows, fields)
-    checkpoint = _latest_checkpoint(out)
-    if checkpoint is not None and (out / CONFIG_FILE).is_file():
-        old = json.loads((out / CONFIG_FILE).read_text()).get("fingerprint")
-        if old != fp:
-            raise ValueError(
-                f"{out} holds checkpoints of a different run (other examples, base model or "
-                f"settings); use a fresh out_dir or delete {out}")
-    state.wait_for_everyone()
-    if state.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        config = {"kind": kind, "base_model_path": base, "init_adapter": init_adapter and
-                  str(init_adapter), "processor_path": str(processor_path or base),
-                  "num_examples": len(rows), "fingerprint": fp,
-                  "settings": dataclasses.asdict(settings), "versions": installed_versions(),
-                  "world_size": args.world_size}
-        write_atomic(out / CONFIG_FILE, json.dumps(config, indent=2, default=str) + "\n")
+    fp = stage.fingerprint(kind, base, init_adapter, settings, rows, fields)
+    checkpoint = stage.open_stage(out, fp, {
+        "kind": kind, "base_model_path": base, "init_adapter": init_adapter and str(init_adapter),
+        "processor_path": str(processor_path or base), "num_examples": len(rows),
+        "settings": stage.settings_record(settings), "world_size": args.world_size}, "examples")
 
     processor = load_processor(str(processor_path or base), settings.max_pixels,
                                settings.min_pixels)
@@ -350,56 +213,37 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
     dataset = build_dataset([rows[i] for i in keep], fields)
     lengths = [lengths[i] for i in keep]
 
-    model = _load_model(base, settings, init_adapter, cuda=torch.cuda.is_available(),
-                        deepspeed=args.deepspeed_plugin is not None)
-    peft_config = None
-    if settings.method == "lora" and init_adapter is None:
-        peft_config = _peft_config(settings)
+    model = stage.load_model(base, settings, init_adapter, cuda=torch.cuda.is_available(),
+                             deepspeed=args.deepspeed_plugin is not None)
     sft_cls, dpo_cls = _trainer_classes()
     cls = sft_cls if kind == "sft" else dpo_cls
 
     callbacks = list(callbacks or [])
     if settings.average_weights_from is not None:
-        from r3v_train.averaging import TailWeightAveraging
+        from r3v_train.averaging import TailWeightAveraging  # needs transformers: only when asked
 
         # first, so that its state is beside a checkpoint before any other callback runs
         callbacks.insert(0, TailWeightAveraging(float(settings.average_weights_from)))
     trainer = cls(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                  peft_config=peft_config, callbacks=callbacks,
+                  peft_config=stage.peft_config(settings, init_adapter), callbacks=callbacks,
                   r3v_lengths=lengths if settings.group_by_length else None,
                   r3v_seed=settings.seed,
                   r3v_loss_key="labels" if kind == "sft" else "completion_mask")
-    vision_trainable = [n for n, p in trainer.model.named_parameters()
-                        if p.requires_grad and _is_vision_param(n)]
-    # freeze_vision=False is an explicit request (pre-training a tiny model from scratch)
-    if vision_trainable and (settings.method == "lora" or settings.freeze_vision):
-        raise ValueError(
-            f"lora_target_modules / freeze_vision leave vision parameters trainable "
-            f"(e.g. {vision_trainable[0]}); R3V trains the language model only")
-    ctx = {"kind": kind, "settings": settings, "out": out, "state": state, "rows": len(rows),
+    stage.check_vision_frozen(trainer.model, settings)
+    ctx = {"kind": kind, "settings": settings, "out": out, "rows": len(rows),
            "kept": len(keep), "lengths": lengths, "checkpoint": checkpoint, "fields": fields}
     return trainer, ctx
 
 
 def _finish(trainer, ctx, output, runtime: float) -> TrainResult:
-    from accelerate import PartialState
-
-    out: Path = ctx["out"]
     settings: TrainSettings = ctx["settings"]
-    state = PartialState()
-    trainer.save_model(str(out))  # adapter (LoRA) or full model, plus the processor
     real, positions, loss_tokens, batches = trainer.r3v_counts()
-    model = trainer.model
-    n_params = sum(p.numel() for p in model.parameters())
-    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     last_log = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
     metrics: dict[str, Any] = {
         "kind": ctx["kind"],
         "method": settings.method,
-        "train_loss": output.training_loss,
+        **stage.run_metrics(trainer, output, runtime, ctx["checkpoint"]),
         "last_logged_loss": last_log.get("loss"),
-        "global_step": trainer.state.global_step,
-        "epoch": trainer.state.epoch,
         "num_examples": ctx["rows"],
         "num_trained_examples": ctx["kept"],
         "num_dropped_too_long": ctx["rows"] - ctx["kept"],
@@ -410,55 +254,28 @@ def _finish(trainer, ctx, output, runtime: float) -> TrainResult:
         "padded_positions": positions,
         "padding_share": (positions - real) / positions if positions else 0.0,
         "micro_batches": batches,
-        "train_runtime_s": runtime,
         "tokens_per_s": real / runtime if runtime > 0 else None,
         "samples_per_s": output.metrics.get("train_samples_per_second"),
-        "world_size": trainer.args.world_size,
         "per_device_train_batch_size": trainer.args.per_device_train_batch_size,
         "gradient_accumulation_steps": trainer.args.gradient_accumulation_steps,
         "global_batch_size": (trainer.args.per_device_train_batch_size
                               * trainer.args.gradient_accumulation_steps
                               * trainer.args.world_size),
-        "bf16": bool(trainer.args.bf16),
-        "trainable_params": n_train,
-        "total_params": n_params,
-        "resumed_from": str(ctx["checkpoint"]) if ctx["checkpoint"] else None,
-        **_peak_memory(),
         "log_history": trainer.state.log_history,
     }
-    if state.is_main_process:
-        ref = out / "ref"  # DPO from an initial adapter: TRL's frozen reference copy
-        if ctx["kind"] == "dpo" and (ref / "adapter_config.json").is_file():
-            shutil.rmtree(ref)
-        if not settings.keep_checkpoints:
-            for p in out.glob("checkpoint-*"):
-                shutil.rmtree(p, ignore_errors=True)
-        write_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2, default=str) + "\n")
-        write_atomic(out / DONE_FILE, json.dumps({"kind": ctx["kind"],
-                                                   "method": settings.method}) + "\n")
-    state.wait_for_everyone()
-    return TrainResult(out_dir=out, kind=ctx["kind"], method=settings.method, metrics=metrics)
+    return stage.finish(trainer, ctx["out"], ctx["kind"], settings, metrics)
 
 
 def _run(kind: str, base_model_path, records, out_dir, settings, *, init_adapter,
          processor_path, progress, callbacks) -> TrainResult:
-    import torch
-
-    done = read_result(out_dir)
+    done = stage.reuse_finished(out_dir, kind)
     if done is not None:
-        if done.kind != kind:
-            raise ValueError(f"{out_dir} holds a finished {done.kind} run, not {kind}; "
-                             "use another out_dir")
         return done
     trainer, ctx = _prepare(kind, base_model_path, records, out_dir, settings,
                             init_adapter=init_adapter, processor_path=processor_path,
                             progress=progress, callbacks=callbacks)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    checkpoint = ctx["checkpoint"]
-    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    return _finish(trainer, ctx, output, time.perf_counter() - start)
+    output, runtime = stage.train(trainer, ctx["checkpoint"])
+    return _finish(trainer, ctx, output, runtime)
 
 
 def train_sft(base_model_path, examples, out_dir, settings: TrainSettings | None = None, *,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from r3v_train.demo import demo_stages, stage_overrides
+from r3v_train.demo.driver import demo_stages, stage_overrides
 
 pytestmark = pytest.mark.slow
 R3V = [sys.executable, "-m", "r3v_train.cli"]

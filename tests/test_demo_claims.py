@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from r3v_train.cli import main as cli_main
-from r3v_train.demo_claims import CLAIMS, DemoReportError, read_seed, report
+from r3v_train.demo.claims import CLAIMS, DemoReportError, read_seed, report
 
 from helpers import run_folder
 
@@ -91,7 +91,7 @@ def test_cli_check_exit_status_and_bad_folder(tmp_path, capsys):
 
 
 def test_demo_seeds_runs_each_seed_into_its_folder_then_reports(tmp_path, monkeypatch, capsys):
-    import r3v_train.demo as demo
+    import r3v_train.demo.driver as demo
     from r3v_train.config import ConfigError
 
     calls = []

@@ -216,7 +216,7 @@ def test_control_reference_without_a_trained_iteration_is_a_clear_error(tmp_path
 def unread_recipe_keys(sources: dict[str, str]) -> list[str]:
     """Recipe keys no code reads. The loop's own sections must be read as ``.<section>.<key>``
     (``cfg.eval.batch_size``); ``train``, ``reflect`` and ``grpo`` are handed whole to
-    trainer.py, reflect.py and grpo.py, which must read ``.<key>`` themselves; a ``grpo`` key
+    trainer.py / stage.py, reflect.py and grpo.py, which must read ``.<key>`` themselves; a ``grpo`` key
     marked ``trl`` is read by passing it to TRL under its own name (``trl_kwargs()``, checked
     by tests/test_grpo.py)."""
     import dataclasses
@@ -228,8 +228,8 @@ def unread_recipe_keys(sources: dict[str, str]) -> list[str]:
     # validation does not count as a use)
     settings = regex.sub(r"def __post_init__.*?\n    # -+", "", sources["train_settings.py"],
                          flags=regex.S)
-    owners = {"train": sources["trainer.py"] + settings, "reflect": sources["reflect.py"],
-              "grpo": sources["grpo.py"]}
+    owners = {"train": sources["trainer.py"] + sources["stage.py"] + settings,
+              "reflect": sources["reflect.py"], "grpo": sources["grpo.py"]}
     everything = "\n".join(text for name, text in sources.items() if name != "config.py")
     unread = []
     for section, cls in _section_types().items():
@@ -246,7 +246,7 @@ def unread_recipe_keys(sources: dict[str, str]) -> list[str]:
 
 
 def _sources(root: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in root.glob("*.py")}
+    return {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*.py")}
 
 
 def test_every_documented_recipe_key_is_read():

@@ -8,10 +8,12 @@ import shutil
 import pytest
 
 from r3v_eval.benchmarks import get_benchmark
-from r3v_eval.shapes_world import count
+from r3v_eval.benchmarks.shapes import count
 from r3v_train.config import ConfigError, load_recipe
-from r3v_train.demo import PRETRAIN_RECIPE, RECIPES
-from r3v_train.pretrain import CHECKSUMS, DEMO_BASE, run_pretrain, seal, shipped_model
+from r3v_train.demo.driver import PRETRAIN_RECIPE, RECIPES
+from r3v_train.demo.perception import perception_rows
+from r3v_train.demo.pretrain import run_pretrain
+from r3v_train.demo.shipped import CHECKSUMS, DEMO_BASE, seal, shipped_model
 
 WORLD = load_recipe(RECIPES / "world.yaml").data.options
 SKILLS = {"count": 0.5, "describe": 0.25, "arith": 0.25}
@@ -23,7 +25,7 @@ def shapes():
 
 def test_perception_rows_say_what_the_picture_shows():
     bench = shapes()
-    rows = bench.perception_examples(200, seed=3, skills=SKILLS)
+    rows = perception_rows(bench, 200, seed=3, skills=SKILLS)
     seen = {r["skill"] for r in rows}
     assert seen == set(SKILLS)
     for r in rows:
@@ -47,12 +49,12 @@ def test_counting_rows_match_the_scene():
     bench = shapes()
     import dataclasses
 
-    from r3v_eval.benchmarks.shapes import ONE_STEP_TEMPLATES
-    from r3v_eval.shapes_world import generate_samples
+    from r3v_train.demo.perception import ONE_STEP_TEMPLATES
+    from r3v_eval.benchmarks.shapes import generate_samples
 
     world = dataclasses.replace(bench.config, templates=ONE_STEP_TEMPLATES)
     samples = generate_samples(30, "val", 5, world)
-    rows = bench.perception_examples(30, seed=5)  # counting only, the same stream
+    rows = perception_rows(bench, 30, seed=5)  # counting only, the same stream
     for s, r in zip(samples, rows):
         n = count(s.objects, s.query.get("color"), s.query.get("shape"))
         assert r["prompt"] == s.question and f" {n} " in r["completion"]
@@ -62,7 +64,7 @@ def test_solve_rows_are_one_step_solutions_under_the_cot_prompt():
     from r3v_eval.prompts import COT_PREFIX
 
     bench = shapes()
-    rows = bench.perception_examples(60, seed=4, skills={"solve": 1, "count": 1})
+    rows = perception_rows(bench, 60, seed=4, skills={"solve": 1, "count": 1})
     solve = [r for r in rows if r["skill"] == "solve"]
     counts = [r for r in rows if r["skill"] == "count"]
     assert solve and counts
@@ -74,7 +76,7 @@ def test_solve_rows_are_one_step_solutions_under_the_cot_prompt():
         # the same sentence a count row gives, and an answer the benchmark's checker accepts
         assert re.search(r"(\d+)", line).group(1) == answer
     # one stream: the k-th picture of a solve row is the k-th of a counting-only stream
-    only = bench.perception_examples(60, seed=4)
+    only = perception_rows(bench, 60, seed=4)
     for r, c in zip(rows, only):
         if r["skill"] == "solve":
             assert r["prompt"].split("\n")[0] == c["prompt"]
@@ -83,25 +85,25 @@ def test_solve_rows_are_one_step_solutions_under_the_cot_prompt():
 
 def test_held_out_rows_are_not_pre_training_rows():
     bench = shapes()
-    train = bench.perception_examples(400, seed=0, skills={"count": 1, "describe": 1})
-    held = bench.perception_examples(200, seed=0, skills={"count": 1, "describe": 1}, split="test")
+    train = perception_rows(bench, 400, seed=0, skills={"count": 1, "describe": 1})
+    held = perception_rows(bench, 200, seed=0, skills={"count": 1, "describe": 1}, split="test")
     key = lambda r: (r["prompt"], r["image"].tobytes())
     assert not {key(r) for r in train} & {key(r) for r in held}
 
 
 def test_unknown_skill_is_an_error():
     with pytest.raises(ValueError, match="count, solve, describe, arith"):
-        shapes().perception_examples(4, seed=0, skills={"read": 1.0})
+        perception_rows(shapes(), 4, seed=0, skills={"read": 1.0})
 
 
 def test_replayed_perception_rows_are_warmup_examples_with_their_own_pictures():
-    from r3v_train.pretrain import perception_replay
+    from r3v_train.demo.perception import perception_replay
     from r3v_train.reflect import load_images
 
     bench = shapes()
     replay, pictures = perception_replay(bench, 40, seed=7, skills={"solve": 1, "arith": 1})
     assert replay.counts["perception"] == 40 and len(pictures) == 40
-    rows = bench.perception_examples(40, seed=7, skills={"solve": 1, "arith": 1})
+    rows = perception_rows(bench, 40, seed=7, skills={"solve": 1, "arith": 1})
     images = load_images(replay.examples, pictures)
     for ex, row, img in zip(replay.examples, rows, images):
         assert (ex.prompt, ex.completion) == (row["prompt"], row["completion"])
@@ -190,7 +192,7 @@ def test_pretrain_needs_a_tiny_base_to_build():
 
 
 def test_demo_pretrain_is_not_for_the_quick_demo(tmp_path):
-    from r3v_train.demo import run_demo
+    from r3v_train.demo.driver import run_demo
 
     with pytest.raises(ConfigError, match="--pretrain"):
         run_demo(tmp_path / "out", quick=True, pretrain=True)

@@ -18,8 +18,8 @@ from r3v_train.reflect import (
     combine,
     gold_target,
     load_images,
-    load_teacher_rationales,
 )
+from r3v_train.teacher import load_teacher_rationales
 
 from helpers import write_jsonl
 

@@ -12,8 +12,8 @@ import pytest
 from r3v_eval import prompts
 from r3v_eval.benchmarks import get_benchmark
 from r3v_eval.benchmarks.base import DataError, Problem
-from r3v_eval.shapes_world import (
-    BACKGROUND,
+from r3v_eval.benchmarks.shapes.render import BACKGROUND
+from r3v_eval.benchmarks.shapes import (
     COLORS,
     SHAPES,
     TEMPLATES,
@@ -315,7 +315,7 @@ def test_rationale_words_are_whole_tokens_of_the_demo_base(test_problems):
     misspelt in a third of a warm-up's replies that used them; the rationales avoid them."""
     from transformers import AutoTokenizer
 
-    from r3v_train.pretrain import DEMO_BASE
+    from r3v_train.demo.shipped import DEMO_BASE
 
     tok = AutoTokenizer.from_pretrained(DEMO_BASE)
     words = {w for p in test_problems for w in re.findall(r"[A-Za-z]+", p.meta["rationale"])}
@@ -324,7 +324,7 @@ def test_rationale_words_are_whole_tokens_of_the_demo_base(test_problems):
 
 
 def test_steps_consistent_reads_the_chain_not_the_picture(bench, test_problems):
-    from r3v_eval.shapes_world import steps_consistent
+    from r3v_eval.benchmarks.shapes import steps_consistent
     for p in test_problems[:200]:  # every teacher rationale holds together, in both styles
         assert bench.steps_consistent(p.meta["rationale"], p)
         assert bench.steps_consistent(teacher_rationale(p, style="llava"), p)

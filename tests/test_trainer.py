@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from r3v_train import stage
 from r3v_train import trainer as T
 from r3v_train.train_data import LengthGroupedSampler, normalize_records, sequence_lengths
 from r3v_train.train_settings import LM_LORA_TARGETS, TrainSettings
@@ -106,8 +107,8 @@ def test_lora_regex_hits_the_language_model_only(arch, tmp_path, request):
     layers = model.config.get_text_config().num_hidden_layers
     assert len(hit) == 7 * layers
     assert all(n.startswith("model.language_model.layers.") for n in hit)
-    assert not any(T._is_vision_param(n) for n in hit)
-    vision = [n for n in names if T._is_vision_param(n)]
+    assert not any(stage.is_vision_param(n) for n in hit)
+    vision = [n for n in names if stage.is_vision_param(n)]
     assert vision, "the vision tower must be found by name"
     # why a regex: bare projection names also exist in these vision towers
     bare = re.compile(r".*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)")
@@ -135,7 +136,7 @@ def test_lora_regex_on_the_real_size_architectures(arch):
     layers = config.get_text_config().num_hidden_layers
     assert layers >= 24 and len(hit) == 7 * layers, (arch, layers, len(hit))
     assert all(n.startswith("model.language_model.layers.") for n in hit)
-    vision = [n for n in names if T._is_vision_param(n)]
+    vision = [n for n in names if stage.is_vision_param(n)]
     assert vision and not set(hit) & set(vision)
 
 
@@ -219,7 +220,7 @@ def test_train_sft_lora_writes_adapter_and_metrics(lora_run):
         keys = list(f.keys())
         saved_params = sum(f.get_tensor(k).numel() for k in keys)
     assert keys and all("lora_" in k and ".language_model." in k for k in keys)
-    assert not any(T._is_vision_param(k) for k in keys)
+    assert not any(stage.is_vision_param(k) for k in keys)
     assert json.loads((out / "adapter_config.json").read_text())["target_modules"] == \
         LM_LORA_TARGETS
     m = json.loads((out / "train_metrics.json").read_text())
@@ -348,13 +349,13 @@ def test_full_finetuning_leaves_the_vision_tower_unchanged(tiny_qwen, tmp_path):
     assert result.model_dir == tmp_path / "full" and (result.model_dir / "config.json").is_file()
     base = dict(AutoModelForImageTextToText.from_pretrained(tiny_qwen).named_parameters())
     tuned = dict(HFEngine(str(result.model_dir), device="cpu").model.named_parameters())
-    vision = [n for n in base if T._is_vision_param(n)]
+    vision = [n for n in base if stage.is_vision_param(n)]
     language = [n for n in base if ".language_model." in n]
     assert vision and language
     assert all(torch.equal(base[n], tuned[n]) for n in vision)
     assert any(not torch.equal(base[n], tuned[n]) for n in language)
     assert result.metrics["trainable_params"] == sum(base[n].numel() for n in base
-                                                     if not T._is_vision_param(n))
+                                                     if not stage.is_vision_param(n))
 
 
 # --------------------------------------------------------------------------- LLaVA

@@ -192,7 +192,6 @@ class Obj:
 
 
 @dataclass
-@dataclass
 class ShapesSample:
     """One generated problem before it becomes a benchmark :class:`Problem`."""
 

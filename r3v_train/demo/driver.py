@@ -19,7 +19,7 @@ and the output folder:
 
 Every stage resumes: a killed demo started again with the same command continues.
 ``--seeds S1 S2 ...`` runs the whole demo once per seed and ends with the across-seed report
-of :mod:`r3v_train.demo_claims` (mean ± sd, and the demo's claims checked in every seed).
+of :mod:`r3v_train.demo.claims` (mean ± sd, and the demo's claims checked in every seed).
 ``recipes/demo/quick/`` holds the same runs at CI size (``--quick``).
 """
 
@@ -30,9 +30,13 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "demo"
-#: the recipe of ``r3v pretrain`` (the shipped base, rebuilt by ``r3v demo --pretrain``)
-PRETRAIN_RECIPE = RECIPES / "pretrain.yaml"
+from r3v_eval.leaderboard import run_leaderboard
+from r3v_train.config import ConfigError, load_recipe
+from r3v_train.demo.claims import report
+from r3v_train.demo.pretrain import run_pretrain
+from r3v_train.demo.shipped import DEMO_BASE, PRETRAIN_RECIPE, RECIPES
+from r3v_train.loop import run
+
 #: the runs of ``r3v demo`` in order (each is recipes/demo/<name>.yaml)
 DEFAULT_METHODS = ("star", "r3v", "control")
 ABLATIONS = ("r3v_no_refine", "r3v_no_select")
@@ -60,8 +64,6 @@ def demo_stages(methods: Sequence[str] | None) -> list[str]:
     """``warmup`` + the chosen methods, the control (which matches R3V) last."""
     chosen = list(methods or DEFAULT_METHODS)
     unknown = [m for m in chosen if m not in KNOWN_METHODS]
-    from r3v_train.config import ConfigError
-
     if unknown:
         raise ConfigError(f"--methods: unknown {unknown[0]!r}; known: {', '.join(KNOWN_METHODS)}")
     if "control" in chosen and "r3v" not in chosen:
@@ -74,11 +76,7 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
              methods: Sequence[str] | None = None, pretrain: bool = False) -> int:
     """The demo's runs in order under ``out_dir``; ``pretrain`` first rebuilds the shipped
     base (``r3v pretrain`` into ``out_dir/pretrain``, exported to
-    ``r3v_train/assets/demo_base``)."""
-    from r3v_eval.leaderboard import run_leaderboard
-    from r3v_train.config import ConfigError, load_recipe
-    from r3v_train.loop import run
-
+    ``r3v_train/demo/assets/demo_base``)."""
     recipes = RECIPES / "quick" if quick else RECIPES
     if not recipes.is_dir():
         raise ConfigError(f"the demo's recipes are not at {recipes}: run r3v from a "
@@ -91,8 +89,6 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if pretrain:
-        from r3v_train.pretrain import DEMO_BASE, run_pretrain
-
         sets = [f"run.out_dir={out / 'pretrain'}"]
         _log(out, t0, f"pretrain: r3v pretrain --recipe {PRETRAIN_RECIPE} "
              + " ".join(f"--set {shlex.quote(s)}" for s in sets))
@@ -113,14 +109,10 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
 def run_demo_seeds(out_dir: str | Path, seeds: Sequence[int], quick: bool = False,
                    methods: Sequence[str] | None = None, pretrain: bool = False) -> int:
     """The demo once per seed, into ``out_dir/seed_<S>``, then the across-seed report
-    (:mod:`r3v_train.demo_claims`) in ``out_dir/seeds.md``: mean ± sd with every seed's value,
+    (:mod:`r3v_train.demo.claims`) in ``out_dir/seeds.md``: mean ± sd with every seed's value,
     and the demo's claims checked seed by seed."""
-    from r3v_train.demo_claims import report
-
     out = Path(out_dir)
     if len(set(seeds)) != len(seeds):
-        from r3v_train.config import ConfigError
-
         raise ConfigError(f"--seeds: each seed once, got {list(seeds)}")
     for i, seed in enumerate(seeds):
         run_demo(out / f"seed_{seed}", seed=seed, quick=quick, methods=methods,

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from r3v_eval import run_files
 from r3v_eval.errors import R3VError
+from r3v_eval.leaderboard import load_rows
 from r3v_eval.metric_names import parse_at
 
 #: the figures of the across-seed table, per method
@@ -83,10 +85,8 @@ CLAIMS = (
 
 def read_seed(folder: str | Path) -> Seed:
     """The percentages of every run in one ``r3v demo`` output folder (its only benchmark)."""
-    from r3v_eval.leaderboard import load_rows
-
     folder = Path(folder)
-    runs = sorted(p.parent for p in folder.glob("*/metrics.json"))
+    runs = sorted(p.parent for p in folder.glob(f"*/{run_files.METRICS}"))
     if not runs:
         raise DemoReportError(f"{folder}: no finished run (no */metrics.json); is it the --out "
                               "folder of an r3v demo?")
