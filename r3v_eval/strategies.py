@@ -8,7 +8,7 @@ strategy saw (the candidates and their extracted answers), so a run can be audit
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 from r3v_eval import prompts
@@ -45,7 +45,8 @@ def cot_requests(bench: Benchmark, problems: Sequence[Problem], style: str) -> l
 
 # ---------------------------------------------------------------- greedy CoT
 def greedy_cot(engine: Engine, bench: Benchmark, problems: Sequence[Problem], style: str = "qwen",
-               max_new_tokens: int = 384, progress: bool = True) -> list[Outcome]:
+               max_new_tokens: int = PAPER_SAMPLING.max_new_tokens,
+               progress: bool = True) -> list[Outcome]:
     sampling = Sampling(max_new_tokens=max_new_tokens)
     replies = engine.generate(cot_requests(bench, problems, style), sampling, progress)
     out = []
@@ -176,16 +177,19 @@ class Evaluation:
     outcomes: dict[str, list[Outcome]]
 
 
-def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n: int = 3,
+def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *,
+             n: int = PAPER_SAMPLING.n,
              sampling: Sampling | None = None, style: str = "qwen", greedy: bool = True,
-             with_select: bool = True, max_new_tokens: int = 384, also_at: Sequence[int] = (),
+             with_select: bool = True, max_new_tokens: int = PAPER_SAMPLING.max_new_tokens,
+             also_at: Sequence[int] = (),
              progress: bool = True, seed: int | None = None, select_choice: str = "generate",
              select_target: str = "answer") -> Evaluation:
     """Greedy CoT plus, from one set of N samples, majority@N, select@N and pass@N.
 
     ``also_at`` adds the same metrics for smaller k (1 <= k < N) computed on the first k of
-    the same samples, so a sweep over N costs one sampling pass. ``seed`` seeds the default
-    sampling (the paper's settings), so the same model gives the same figures.
+    the same samples, so a sweep over N costs one sampling pass. ``sampling`` (its ``n`` must
+    be ``n``) defaults to the paper's settings seeded with ``seed``, so the same model gives the
+    same figures.
     ``select_choice`` / ``select_target``: how select@N takes its answer (:func:`select`)."""
     bad = [k for k in also_at if not 1 <= k <= n]
     if bad:
@@ -195,9 +199,8 @@ def evaluate(engine: Engine, bench: Benchmark, problems: Sequence[Problem], *, n
     if greedy:
         outcomes[GREEDY] = greedy_cot(engine, bench, problems, style, max_new_tokens, progress)
     if n > 0:
-        sampling = sampling or Sampling(n=n, temperature=PAPER_SAMPLING.temperature,
-                                        top_p=PAPER_SAMPLING.top_p, top_k=PAPER_SAMPLING.top_k,
-                                        max_new_tokens=max_new_tokens, seed=seed)
+        sampling = sampling or replace(PAPER_SAMPLING, n=n, max_new_tokens=max_new_tokens,
+                                       seed=seed)
         if sampling.n != n:
             raise ValueError(f"sampling.n={sampling.n} but n={n}")
         cands = sample_candidates(engine, bench, problems, sampling, style, progress)

@@ -323,10 +323,10 @@ def test_build_does_not_touch_global_rng(tmp_path):
 
 
 def test_tokenizer_training_is_deterministic():
-    from r3v_train.tiny import QWEN_SPECIAL_TOKENS, VOCAB_SIZE, _tokenizer_json
+    from r3v_train.tiny_tokenizer import QWEN_SPECIAL_TOKENS, VOCAB_SIZE, tokenizer_json
 
-    assert _tokenizer_json.__wrapped__(QWEN_SPECIAL_TOKENS, VOCAB_SIZE) == \
-        _tokenizer_json.__wrapped__(QWEN_SPECIAL_TOKENS, VOCAB_SIZE)
+    assert tokenizer_json.__wrapped__(QWEN_SPECIAL_TOKENS, VOCAB_SIZE) == \
+        tokenizer_json.__wrapped__(QWEN_SPECIAL_TOKENS, VOCAB_SIZE)
 
 
 @pytest.mark.parametrize("arch,size,word", [("gpt2", "tiny", "arch"), ("qwen2-vl", "tiny", "arch"),

@@ -64,7 +64,7 @@ class VLLMEngine:
         vllm, self._LoRARequest = _import_vllm()
         self._vllm = vllm
         if processor is None:
-            from r3v_eval.engines.hf import load_processor
+            from r3v_eval.engines.hf import load_processor  # heavy (transformers), rarely needed
 
             processor = load_processor(pretrained)
         self.processor = processor

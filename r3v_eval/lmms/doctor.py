@@ -23,6 +23,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from r3v_eval import provenance
 from r3v_eval.lmms import tasks_dir
 
 #: distributions whose versions a failure report shows
@@ -62,9 +63,7 @@ class DoctorReport:
 
 
 def installed_versions(names=WATCHED) -> dict[str, str]:
-    from r3v_eval.provenance import installed_versions as versions
-
-    return versions(names, missing="not installed")
+    return provenance.installed_versions(names, missing="not installed")
 
 
 def versions_line(versions: dict[str, str]) -> str:

@@ -154,6 +154,6 @@ def process_results(doc: dict[str, Any], results: list) -> dict[str, float]:
 
 def process_results_miniwob_online(doc: dict[str, Any], results: list) -> dict[str, float]:
     """``r3v_miniwob_online``: every action replayed in the real MiniWoB++ environment."""
-    from r3v_eval.miniwob.replay import online_miniwob
+    from r3v_eval.miniwob.replay import online_miniwob  # optional deps (miniwob, selenium)
 
     return _docs.score_doc(doc, results, bench=online_miniwob())

@@ -5,7 +5,7 @@ Selenium; the task pages ship inside the package and open through ``file://``. B
 paths are always given to miniwob (``MINIWOB_CHROME_BINARY`` / ``MINIWOB_CHROMEDRIVER``), so
 Selenium's driver manager, which would reach for the network, never runs.
 
-What makes an episode reproducible here (``../shared/research/miniwob.md``):
+What makes an episode reproducible here (checked by tests/test_miniwob_env.py):
 
 * ``reset(seed)`` seeds the page's ``Math.random``; the same seed gives the same problem;
 * before each reset the focused element is blurred and the pointer parked at (0, 0), so the

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def add_data_parser(data_sub: argparse._SubParsersAction) -> None:
-    from r3v_eval.miniwob.gold import RULES
+    from r3v_eval.miniwob.gold import RULES  # lazy: the parser stays light (no browser)
 
     s = data_sub.add_parser(
         "miniwob", help="screenshots and gold actions from the real MiniWoB++ environments "
@@ -28,7 +28,7 @@ def add_data_parser(data_sub: argparse._SubParsersAction) -> None:
 
 
 def run_data_command(args: argparse.Namespace) -> int:
-    from r3v_eval.miniwob.generate import write_miniwob_dataset
+    from r3v_eval.miniwob.generate import write_miniwob_dataset  # optional deps (miniwob)
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     config = write_miniwob_dataset(args.out, n_train=args.n_train, n_test=args.n_test,

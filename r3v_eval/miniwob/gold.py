@@ -6,7 +6,7 @@ whose area counts as the target) or a :class:`Text` to type into the focused ele
 peeks at the task's hidden state; an instruction a rule does not understand, or a target that
 is missing or ambiguous, raises :class:`NoGold` (the episode is skipped and counted).
 
-The tasks are those whose gold can be derived exactly (``../shared/research/miniwob.md``,
+The tasks are those whose gold can be derived exactly (measured on the real environment,
 section 5): single clicks, and short click / type sequences that become one problem per step.
 """
 
