@@ -63,12 +63,11 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from r3v_eval import prompts
-from r3v_eval.benchmarks.base import Benchmark, DataError, Problem
+from r3v_eval.benchmarks.base import Benchmark, Problem
 from r3v_train.pool import Sample, SamplePool, group_by_question
 from r3v_train.reflect_config import ReflectConfig  # noqa: F401  (what build_examples takes)
 

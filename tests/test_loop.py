@@ -229,7 +229,8 @@ def unread_recipe_keys(sources: dict[str, str]) -> list[str]:
     settings = regex.sub(r"def __post_init__.*?\n    # -+", "", sources["train_settings.py"],
                          flags=regex.S)
     owners = {"train": sources["trainer.py"] + sources["stage.py"] + settings,
-              "reflect": sources["reflect.py"], "grpo": sources["grpo.py"]}
+              "reflect": sources["reflect.py"] + sources["reflect_config.py"],
+              "grpo": sources["grpo.py"]}
     everything = "\n".join(text for name, text in sources.items() if name != "config.py")
     unread = []
     for section, cls in _section_types().items():
