@@ -200,13 +200,13 @@ def decode_weight_bytes(model) -> int:
     """Bytes of the weights every decode step reads: the language model and its output head,
     the vision tower left out (it runs in the prefill only); an untied input embedding is left
     out too (a step looks up one row of it per sequence), a tied one counts once as the head."""
-    from r3v_train.trainer import _is_vision_param
+    from r3v_train.stage import is_vision_param
 
     embed = model.get_input_embeddings().weight
     head = model.get_output_embeddings().weight
     total = 0
     for name, p in model.named_parameters():  # shared tensors are listed once
-        if _is_vision_param(name) or (p is embed and head is not embed):
+        if is_vision_param(name) or (p is embed and head is not embed):
             continue
         total += p.numel() * p.element_size()
     return total

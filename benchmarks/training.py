@@ -97,7 +97,7 @@ def _samples(bench, problems, n: int, p_correct: float, style: str, seed: int) -
 def build_dataset(args, work: Path) -> dict:
     """Write ``work/data.jsonl`` (prompt, completion, image path, kind) and the pictures."""
     from r3v_eval.benchmarks.shapes import ShapesBenchmark
-    from r3v_eval.shapes_world import ShapesConfig
+    from r3v_eval.benchmarks.shapes import ShapesConfig
     from r3v_train.reflect import ReflectConfig, build_examples, build_warmup, combine
 
     bench = ShapesBenchmark(config=ShapesConfig(image_size=args.image_size))

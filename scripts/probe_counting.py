@@ -30,7 +30,7 @@ from r3v_eval.benchmarks.shapes import ShapesBenchmark
 from r3v_eval.engines.base import GenRequest, Sampling
 from r3v_eval.engines.chat import chat_text
 from r3v_eval.engines.hf import HFEngine
-from r3v_eval.shapes_world import count
+from r3v_eval.benchmarks.shapes import count
 from r3v_train.demo import ONE_STEP, DemoConfig
 
 
