@@ -379,7 +379,7 @@ def resolve_pretrained(run: RunDir, bench: Benchmark, shared: Path | None) -> st
 def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
                        bench: Benchmark | None = None) -> dict[str, str]:
     """The teacher rationales of the warm-up, in train order: ``data.teacher_rationales``
-    narrowed by ``teacher_templates``, ``teacher_max_steps``, ``teacher_skip_words``,
+    narrowed by ``teacher_templates``, ``teacher_max_steps``, ``teacher_max_level``, ``teacher_skip_words``,
     ``teacher_per_template`` and ``teacher_limit``. ``bench``: the run's benchmark (built from ``cfg`` when not given), whose
     ``question_templates`` also count as known names."""
     spec = cfg.data.teacher_rationales
@@ -422,6 +422,12 @@ def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
                                   "do not count their reasoning steps (meta 'steps')")
             if p.meta["steps"] > cfg.data.teacher_max_steps:
                 continue
+        if cfg.data.teacher_max_level is not None:
+            if "level" not in (p.meta or {}):
+                raise ConfigError(f"data.teacher_max_level: problems of {cfg.data.benchmark!r} "
+                                  "carry no difficulty level (meta 'level')")
+            if p.meta["level"] > cfg.data.teacher_max_level:
+                continue
         if cfg.data.teacher_per_template is not None:
             if "template" not in (p.meta or {}):
                 raise ConfigError(f"data.teacher_per_template: problems of {cfg.data.benchmark!r} "
@@ -434,6 +440,19 @@ def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
     if cfg.data.teacher_limit is not None:
         keep = keep[: cfg.data.teacher_limit]
     return {pid: teacher[pid] for pid in keep}
+
+
+def control_data(cfg: R3VConfig, bench: Benchmark, train: Sequence[Problem],
+                 warm: BuildResult) -> BuildResult:
+    """The matched control's training data: every label the self-training runs see, and no
+    rationale of the model's own. That is the warm-up's data (teacher rationales, replayed
+    perception) plus a direct-answer pair (direct-answer prompt -> gold answer) for every train
+    question, whose gold answers self-training uses to split its samples. When the warm-up
+    already holds those pairs (``data.warmup_qa``), it is returned as is."""
+    if cfg.data.warmup_qa:
+        return warm
+    qa = build_warmup(bench, train, None, qa=True, prompt_style=cfg.model.prompt_style)
+    return combine(warm, qa)
 
 
 def warmup_metrics(shared: Path) -> dict[str, float] | None:
@@ -516,13 +535,16 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
             history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
                             "train": train_info})
     warm_checkpoint = checkpoint
-    if method == "control":  # the warm-up's own data, continued for the reference's steps
+    if method == "control":  # every label self-training sees, continued for the reference's steps
         steps = cfg.run.control_steps or reference_steps(cfg.run.control_reference)
-        run_dir.log(f"matched-compute control: the warm-up continued for {steps} optimizer steps"
+        labels = control_data(cfg, bench, train, warm)
+        run_dir.log(f"matched-compute control: the warm-up's data"
+                    + ("" if labels is warm else " + a direct-answer pair per train question")
+                    + f", continued for {steps} optimizer steps"
                     + (f" (as {cfg.run.control_reference})" if cfg.run.control_reference else ""))
-        checkpoint, train_info = train_stage(run_dir, 1, warm, problems, checkpoint, max_steps=steps)
+        checkpoint, train_info = train_stage(run_dir, 1, labels, problems, checkpoint, max_steps=steps)
         metrics = evaluate_if_due(1, checkpoint)
-        history.append({"iteration": 1, "metrics": metrics, "examples": warm.counts,
+        history.append({"iteration": 1, "metrics": metrics, "examples": labels.counts,
                         "train": train_info, "control_steps": steps})
     if method == "grpo":  # on-policy RL from the warm-up (or the base): r3v_train/grpo.py
         checkpoint, result = grpo_stage(run_dir, 1, bench, train, checkpoint)
