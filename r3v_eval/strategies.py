@@ -30,9 +30,16 @@ class Outcome:
     candidates: list[str] = field(default_factory=list)
     candidate_answers: list[str | None] = field(default_factory=list)
     candidate_correct: list[bool] = field(default_factory=list)
+    level: int | None = None  # the problem's difficulty level (meta "level"), if it has one
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def level_of(problem: Problem) -> int | None:
+    """The difficulty level a benchmark gave ``problem`` (meta ``level``), or None."""
+    level = (problem.meta or {}).get("level")
+    return level if isinstance(level, int) and not isinstance(level, bool) else None
 
 
 def _requests(problems: Sequence[Problem], texts: Sequence[str]) -> list[GenRequest]:
@@ -52,7 +59,7 @@ def greedy_cot(engine: Engine, bench: Benchmark, problems: Sequence[Problem], st
     out = []
     for p, (reply,) in zip(problems, replies):
         s = bench.score(reply, p)
-        out.append(Outcome(p.id, "greedy", reply, s.extracted, s.correct))
+        out.append(Outcome(p.id, "greedy", reply, s.extracted, s.correct, level=level_of(p)))
     return out
 
 
@@ -91,7 +98,7 @@ def majority(bench: Benchmark, problems: Sequence[Problem],
         winner, idx = majority_vote(answers)
         ok = idx is not None and correct[idx]
         out.append(Outcome(p.id, "majority", cands[idx] if idx is not None else None, winner, ok,
-                           list(cands), answers, correct))
+                           list(cands), answers, correct, level=level_of(p)))
     return out
 
 
@@ -104,7 +111,7 @@ def pass_at_n(bench: Benchmark, problems: Sequence[Problem],
         hit = next((i for i, c in enumerate(correct) if c), None)
         out.append(Outcome(p.id, "pass", cands[hit] if hit is not None else None,
                            answers[hit] if hit is not None else None, hit is not None,
-                           list(cands), answers, correct))
+                           list(cands), answers, correct, level=level_of(p)))
     return out
 
 
@@ -137,7 +144,8 @@ def select(engine: Engine, bench: Benchmark, problems: Sequence[Problem],
     for p, cands, reply, (answers, correct) in zip(problems, candidates, replies, fields):
         s = bench.score(reply, p) if reply is not None else None
         out.append(Outcome(p.id, "select", reply, s.extracted if s else None,
-                           bool(s and s.correct), list(cands), answers, correct))
+                           bool(s and s.correct), list(cands), answers, correct,
+                           level=level_of(p)))
     return out
 
 

@@ -90,6 +90,11 @@ class DataConfig:
         "help": "keep teacher rationales only for questions of at most this many reasoning steps "
                 "(benchmarks whose problems count their steps, e.g. shapes): the teacher then "
                 "covers some step patterns only and self-training must find the rest"})
+    teacher_max_level: int | None = field(default=None, metadata={
+        "help": "keep teacher rationales only for questions of at most this difficulty level "
+                "(benchmarks whose problems carry a level, meta 'level'): the easy-to-hard "
+                "set-up, where the teacher covers the easy levels and self-training must reach "
+                "the harder ones"})
     teacher_templates: list[str] | None = field(default=None, metadata={
         "help": "keep teacher rationales only for questions of these templates (benchmarks whose "
                 "problems name a template, e.g. shapes; applied with teacher_max_steps)"})
@@ -121,7 +126,7 @@ class DataConfig:
             raise ConfigError(f"data.benchmark: unknown benchmark {self.benchmark!r}; "
                               f"known: {', '.join(benchmark_names())}")
         for key in ("train_limit", "test_limit", "teacher_limit", "teacher_per_template",
-                    "teacher_max_steps"):
+                    "teacher_max_steps", "teacher_max_level"):
             v = getattr(self, key)
             if v is not None and v < 1:
                 raise ConfigError(f"data.{key}: must be >= 1, got {v}")

@@ -269,6 +269,19 @@ def shared_warmup(cfg: R3VConfig) -> Path | None:
     return src
 
 
+def control_data(cfg: R3VConfig, bench: Benchmark, train: Sequence[Problem],
+                 warm: BuildResult) -> BuildResult:
+    """The matched control's training data: every label the self-training runs see, and no
+    rationale of the model's own. That is the warm-up's data (teacher rationales, replayed
+    perception) plus a direct-answer pair (direct-answer prompt -> gold answer) for every train
+    question, whose gold answers self-training uses to split its samples. When the warm-up
+    already holds those pairs (``data.warmup_qa``), it is returned as is."""
+    if cfg.data.warmup_qa:
+        return warm
+    qa = build_warmup(bench, train, None, qa=True, prompt_style=cfg.model.prompt_style)
+    return combine(warm, qa)
+
+
 def warmup_metrics(shared: Path) -> dict[str, float] | None:
     """Iteration 0's evaluation in the run whose warm-up is shared (None: not evaluated)."""
     path = shared / run_files.iter_name(0) / run_files.EVAL
@@ -347,13 +360,16 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
             history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
                             "train": train_info})
     warm_checkpoint = checkpoint
-    if "control" in method.stages:  # the warm-up's own data, continued for the reference's steps
+    if "control" in method.stages:  # every label self-training sees, continued for the reference's steps
         steps = cfg.run.control_steps or reference_steps(cfg.run.control_reference)
-        run_dir.log(f"matched-compute control: the warm-up continued for {steps} optimizer steps"
+        labels = control_data(cfg, bench, train, warm)
+        run_dir.log(f"matched-compute control: the warm-up's data"
+                    + ("" if labels is warm else " + a direct-answer pair per train question")
+                    + f", continued for {steps} optimizer steps"
                     + (f" (as {cfg.run.control_reference})" if cfg.run.control_reference else ""))
-        checkpoint, train_info = train_stage(run_dir, 1, warm, problems, checkpoint, max_steps=steps)
+        checkpoint, train_info = train_stage(run_dir, 1, labels, problems, checkpoint, max_steps=steps)
         metrics = evaluate_if_due(1, checkpoint)
-        history.append({"iteration": 1, "metrics": metrics, "examples": warm.counts,
+        history.append({"iteration": 1, "metrics": metrics, "examples": labels.counts,
                         "train": train_info, "control_steps": steps})
     if "grpo" in method.stages:  # on-policy RL from the warm-up (or the base): r3v_train/grpo.py
         checkpoint, result = grpo_stage(run_dir, 1, bench, train, checkpoint)

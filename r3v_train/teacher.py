@@ -41,7 +41,7 @@ def load_teacher_rationales(path: str | Path) -> dict[str, str]:
 def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
                        bench: Benchmark | None = None) -> dict[str, str]:
     """The teacher rationales of the warm-up, in train order: ``data.teacher_rationales``
-    narrowed by ``teacher_templates``, ``teacher_max_steps``, ``teacher_skip_words``,
+    narrowed by ``teacher_templates``, ``teacher_max_steps``, ``teacher_max_level``, ``teacher_skip_words``,
     ``teacher_per_template`` and ``teacher_limit``. ``bench``: the run's benchmark (built from ``cfg`` when not given), whose
     ``question_templates`` also count as known names."""
     spec = cfg.data.teacher_rationales
@@ -83,6 +83,12 @@ def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
                 raise ConfigError(f"data.teacher_max_steps: problems of {cfg.data.benchmark!r} "
                                   "do not count their reasoning steps (meta 'steps')")
             if p.meta["steps"] > cfg.data.teacher_max_steps:
+                continue
+        if cfg.data.teacher_max_level is not None:
+            if "level" not in (p.meta or {}):
+                raise ConfigError(f"data.teacher_max_level: problems of {cfg.data.benchmark!r} "
+                                  "carry no difficulty level (meta 'level')")
+            if p.meta["level"] > cfg.data.teacher_max_level:
                 continue
         if cfg.data.teacher_per_template is not None:
             if "template" not in (p.meta or {}):

@@ -39,6 +39,10 @@ CASES = {
                 {"response": "Answer: click(0.9, 0.9)", "answer": "click(0.33, 0.48)",
                  "meta": {"boxes": [[2, 85, 104, 116]]}},
                 {"response": "", "answer": 'type("Bob")'}),
+    "tally": ({"response": "Solution:\n1. The first is red: 0 + 4 = 4.\n2. The last is red.\n\n"
+                          "Answer:\n4", "answer": "4"},
+              {"response": "Answer:\n5", "answer": "4"},
+              {"response": "several", "answer": "4"}),
     "shapes": ({"response": "Solution:\n1. 9 - 2 = 7.\n\nAnswer:\n7", "answer": "7"},
                {"response": "Answer:\n6", "answer": "7"},
                {"response": "many", "answer": "7"}),

@@ -29,7 +29,7 @@ from r3v_eval.lmms.run import split_include_paths
 
 VENV_BIN = Path(sys.executable).parent
 TASK_NAMES = sorted([*(f"r3v_{b}" for b in ("chartqa", "tabmwp", "clevr_math", "miniwob", "geoqa",
-                                             "geoqa_zh", "m3cot", "mmmu", "mathvista", "shapes")),
+                                             "geoqa_zh", "m3cot", "mmmu", "mathvista", "shapes", "tally")),
                      "r3v_miniwob_online"])
 
 

@@ -27,6 +27,7 @@ from r3v_eval.leaderboard.curves import (
     read_curve,
     sweep_tables,
 )
+from r3v_eval.leaderboard.frontier import RunFrontier, frontier_table, plot_frontier, read_frontier
 from r3v_eval.metric_names import FAMILIES, SAMPLED_FAMILIES, at, parse_at
 from r3v_eval.leaderboard.tables import DASH, Table
 
@@ -115,12 +116,14 @@ class Leaderboard:
     notes: list[str]
     rows: list[Row]
     curves: list[RunCurve] = field(default_factory=list)
+    frontiers: list[RunFrontier] = field(default_factory=list)
 
     def tables(self) -> list[Table]:
         return [t for t in (self.main, self.delta, *self.per_metric) if t is not None]
 
     def curve_tables(self) -> list[Table]:
-        return [t for t in (iteration_table(self.curves), *sweep_tables(self.curves))
+        return [t for t in (iteration_table(self.curves), frontier_table(self.frontiers),
+                            *sweep_tables(self.curves))
                 if t is not None]
 
     def markdown(self) -> str:
@@ -282,21 +285,30 @@ def build_leaderboard(paths: Sequence[str | Path], *, baseline: str | None = Non
             if t is not None:
                 _note_n(t, rows, f)
                 per_metric.append(t)
-    return Leaderboard(main, delta, per_metric, reference, notes, rows + refs, run_curves(rows))
+    return Leaderboard(main, delta, per_metric, reference, notes, rows + refs, run_curves(rows),
+                       run_frontiers(rows))
 
 
-def run_curves(rows: Sequence[Row]) -> list[RunCurve]:
-    """The learning curves of the finished runs among ``rows``, labelled as their rows."""
-    curves = []
+def _run_sources(rows: Sequence[Row]) -> list[tuple[Path, str]]:
+    """The run folders among ``rows`` with their labels (a row's label, plus the folder's
+    name when the row has several)."""
+    out = []
     for r in rows:
         if r.kind != "run":
             continue
         for src in r.sources:
-            label = r.label if len(r.sources) == 1 else f"{r.label} [{Path(src).name}]"
-            curve = read_curve(Path(src), label)
-            if curve is not None:
-                curves.append(curve)
-    return curves
+            out.append((Path(src), r.label if len(r.sources) == 1 else f"{r.label} [{Path(src).name}]"))
+    return out
+
+
+def run_curves(rows: Sequence[Row]) -> list[RunCurve]:
+    """The learning curves of the finished runs among ``rows``, labelled as their rows."""
+    return [c for src, label in _run_sources(rows) if (c := read_curve(src, label)) is not None]
+
+
+def run_frontiers(rows: Sequence[Row]) -> list[RunFrontier]:
+    """Accuracy per difficulty level of the runs among ``rows`` whose outcomes carry levels."""
+    return [f for src, label in _run_sources(rows) if (f := read_frontier(src, label)) is not None]
 
 
 def at_common_n(rows: Sequence[Row], metric: str) -> str:
@@ -352,6 +364,8 @@ def write_outputs(board: Leaderboard, out: str | Path | None) -> list[Path]:
     written = [out, csv_path, board.plot(out.with_suffix(".png"))]
     if iteration_table(board.curves) is not None:
         written.append(plot_iterations(board.curves, out.with_name(out.stem + "_per_iteration.png")))
+    if frontier_table(board.frontiers) is not None:
+        written.append(plot_frontier(board.frontiers, out.with_name(out.stem + "_frontier.png")))
     if sweep_tables(board.curves):
         written.append(plot_sweeps(board.curves, out.with_name(out.stem + "_select_vs_majority.png")))
     return written

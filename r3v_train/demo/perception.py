@@ -29,6 +29,8 @@ from r3v_eval.benchmarks.shapes import (
     teacher_rationale,
 )
 from r3v_eval.benchmarks.shapes.world import be
+from r3v_eval.benchmarks.tally import TallyBenchmark, after_seen, fact_line, first_seen, last_line, render_row
+from r3v_eval.benchmarks.tally import iter_samples as tally_samples
 from r3v_eval.prompts import cot_prompt
 from r3v_train.config import ConfigError
 from r3v_train.reflect import BuildResult, Example
@@ -122,9 +124,63 @@ def shapes_perception_rows(bench: ShapesBenchmark, n: int, seed: int,
     return rows
 
 
+#: what :func:`tally_perception_rows` teaches: the single steps every level needs, in the chain's words
+TALLY_SKILLS = ("first", "after", "arith")
+FIRST_QUESTION = "Which item is first?"
+
+
+def after_question(color: str) -> str:
+    return f"What comes after {color}?"
+
+
+def tally_perception_rows(bench: TallyBenchmark, n: int, seed: int,
+                          skills: dict[str, float] | None = None, split: str = "val",
+                          style: str = "qwen") -> list[dict[str, Any]]:
+    """``n`` one-step rows on fresh rows of every level of the tally world, answered in the
+    chain's own words (what a base model comes able to see; never a chain):
+
+    * ``first``: :data:`FIRST_QUESTION` -> "The first is red: 4.";
+    * ``after``: "What comes after red?" -> "After red is blue: 3." or, for the row's last
+      item, "The last is red." (the end of a row, for every length);
+    * ``arith``: "What is 7 + 2?" -> "7 + 2 = 9." (every sum a chain can need).
+
+    Rows come from the ``split`` stream of ``seed`` (``val``: never a train or test row).
+    Each row has ``prompt``, ``completion``, ``image``, ``skill`` and ``template`` (the skill)."""
+    skills = dict(skills or {"first": 0.2, "after": 0.6, "arith": 0.2})
+    unknown = sorted(set(skills) - set(TALLY_SKILLS))
+    if unknown or any(w < 0 for w in skills.values()) or sum(skills.values()) <= 0:
+        raise ValueError(f"perception skills: {skills!r}; give non-negative shares of "
+                         f"{', '.join(TALLY_SKILLS)} with a positive sum")
+    config = bench.config
+    stream = tally_samples(split, seed, config)
+    rng = random.Random(f"r3v-tally-perception:{seed}:{split}")
+    names = [k for k in TALLY_SKILLS if skills.get(k, 0) > 0]
+    weights = [skills[k] for k in names]
+    top = config.max_items * config.max_dots
+    rows = []
+    for _ in range(n):
+        skill = rng.choices(names, weights)[0]
+        items = next(stream).items
+        if skill == "first":
+            prompt, completion = FIRST_QUESTION, first_seen(items[0])
+        elif skill == "after":
+            i = rng.randrange(len(items))
+            prompt = after_question(items[i].color)
+            completion = (after_seen(items[i], items[i + 1]) if i + 1 < len(items)
+                          else last_line(items[i]))
+        else:
+            b = rng.randint(1, config.max_dots)
+            a = rng.randint(0, top - b)
+            prompt, completion = f"What is {a} + {b}?", fact_line(a, b)
+        rows.append({"prompt": prompt, "completion": completion, "skill": skill,
+                     "template": skill, "image": render_row(items, config)})
+    return rows
+
+
 #: benchmark name -> its perception rows ``(bench, n, seed, skills=, split=)``
 PERCEPTION: dict[str, Callable[..., list[dict[str, Any]]]] = {
     ShapesBenchmark.name: shapes_perception_rows,
+    TallyBenchmark.name: tally_perception_rows,
 }
 
 
