@@ -8,7 +8,7 @@ import pytest
 
 from r3v_eval.benchmarks import get_benchmark
 from r3v_eval.benchmarks.tally import TallyBenchmark
-from r3v_eval.benchmarks.tally.render import BACKGROUND, CELL_LINE, render_row
+from r3v_eval.benchmarks.tally.render import BACKGROUND, CELL_LINE, DOT, render_row
 from r3v_eval.benchmarks.tally.world import (
     COLORS,
     Item,
@@ -73,8 +73,9 @@ def test_the_picture_shows_the_row_left_to_right_with_empty_cells_after_it():
     img = render_row(ROW, cfg)
     assert img.size == (cfg.cell * cfg.max_items, cfg.cell)
     c = cfg.cell
-    for i, item in enumerate(ROW):  # the corner dot of every die face (2+ dots) in its colour
-        assert img.getpixel((int(i * c + 0.28 * c), int(0.28 * c))) == COLORS[item.color]
+    for i, item in enumerate(ROW):  # a coloured cell, with the corner dot of its die face (2+ dots) white
+        assert img.getpixel((int(i * c + 0.5 * c), 3)) == COLORS[item.color]
+        assert img.getpixel((int(i * c + 0.28 * c), int(0.28 * c))) == DOT
     empty = img.crop((len(ROW) * c + 2, 2, cfg.max_items * c - 2, c - 2))
     assert {rgb for _n, rgb in empty.getcolors()} <= {BACKGROUND, CELL_LINE}
     with pytest.raises(ValueError, match="does not fit"):
