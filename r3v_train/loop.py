@@ -188,9 +188,17 @@ def sample_stage(run: RunDir, bench: Benchmark, problems: Sequence[Problem], sam
                     new.append(Sample(sampler_iter, p.id, j, style, reply, s.extracted, s.correct))
             pool.append(new)
             run.log(f"  sampled {min(start + chunk, len(todo))}/{len(todo)} questions")
-        del engine
+        close_engine(engine)
     _barrier()
     return pool_stats(drawn_samples(run, sampler_iter))
+
+
+def close_engine(engine: Any) -> None:
+    """Free an engine before the next stage makes its own (vLLM's engine process holds its
+    memory until shut down; the hf engine's model is freed when the last reference goes)."""
+    close = getattr(engine, "close", None)
+    if close is not None:
+        close()
 
 
 def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem],
@@ -212,6 +220,7 @@ def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem
                              seed=cfg.eval.seed, also_at=tuple(cfg.eval.ns or ()) if n else (),
                              select_choice=cfg.eval.select_choice,
                              select_target=cfg.reflect.select_target)
+    close_engine(engine)
     write_jsonl(run.iter_dir(t) / "eval_outcomes.jsonl",
                 ({"metric": name, **o.to_dict()} for name, outs in ev.outcomes.items() for o in outs))
     write_atomic(out, json.dumps({"iteration": t, "n_test": len(test), "metrics": ev.metrics},
