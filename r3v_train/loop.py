@@ -479,6 +479,8 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         adapter = None if full else checkpoint
 
         def make():
+            run_dir.log(f"  {cfg.sampling.backend} engine on {model_path}"
+                        + (f" with the LoRA adapter {adapter}" if adapter else ""))
             return load_engine(cfg.sampling.backend, model_path, adapter=adapter,
                                dtype=cfg.model.dtype, device=cfg.model.device,
                                max_pixels=cfg.model.max_pixels,

