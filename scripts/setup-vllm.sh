@@ -33,7 +33,7 @@ pip_or_3() {
 
 pin() {  # the version constraints-vllm.txt pins for package $1 (empty: none / no constraints)
   [ -n "$CONSTRAINTS" ] || return 0
-  grep -i -E "^$1==" "$CONSTRAINTS" | head -n1 | cut -d= -f3
+  { grep -i -E "^$1==" "$CONSTRAINTS" || true; } | head -n1 | cut -d= -f3
 }
 
 if [ -n "$CONSTRAINTS" ]; then
@@ -83,6 +83,7 @@ TORCH_VERSION="${TORCH_VERSION:-$NEEDS_TORCH}"
 
 # 2. PyPI's torch (a CUDA build; runs on the CPU) from a downloaded file, and its torchvision
 have_torch="$("$VPY" -c 'import torch; print(torch.__version__)' 2>/dev/null || true)"
+have_torch="${have_torch%%+*}"  # PyPI's build says 2.13.0+cu130
 if [ "$have_torch" != "$TORCH_VERSION" ]; then
   mkdir -p "$WHEELS"
   shopt -s nullglob
