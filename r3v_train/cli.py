@@ -12,7 +12,8 @@ Each command imports what it runs inside its own function (the "lazy:" comments)
     r3v demo-report DIR [DIR ...]              the demo across seeds, its claims per seed
     r3v eval --model r3v_select --tasks ...    lmms-eval with the r3v tasks included
     r3v tasks-dir                              print the r3v task folder (for --include_path)
-    r3v doctor                                 check that the plain `lmms-eval` command runs
+    r3v doctor [--engine vllm]                 check that the plain `lmms-eval` command runs
+                                               (and that the vllm engine starts and reads right)
     r3v leaderboard RUN_OR_RESULTS... [--out FILE.md]   comparison tables (+ CSV, PNG)
 """
 
@@ -149,7 +150,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.lmms.doctor import main as doctor
 
-    return doctor()
+    status = doctor()
+    if args.engine == "vllm":
+        from r3v_train.vllm_check import run_check  # lazy: per command, `r3v --help` stays light
+
+        ok, message = run_check()
+        print(message, file=sys.stdout if ok else sys.stderr)
+        status = status or (0 if ok else 1)
+    return status
 
 
 def _cmd_eval(argv: list[str]) -> int:
@@ -213,11 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tiny-model", help="build a tiny random-weight VLM offline")
     # lazy: imported when the command runs (`r3v --help` stays light)
-    from r3v_train.tiny import ARCHS  # import-light: no torch / transformers at module level
+    from r3v_train.tiny import ARCHS, SIZES  # import-light: no torch / transformers at module level
 
     p.add_argument("--arch", required=True, choices=list(ARCHS))
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--size", default="tiny", choices=["tiny", "small"])
+
+    p.add_argument("--size", default="tiny", choices=list(SIZES),
+                   help="tiny (tests), small (learns the shapes task), tiny-vllm (tiny with a "
+                        "text head size vLLM's CPU kernel accepts)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tie-embeddings", dest="tie_embeddings", default=None,
                    action=argparse.BooleanOptionalAction,
@@ -293,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check that the plain `lmms-eval` command runs the r3v "
                                       "tasks on this install (exit 1 with the reason if not)")
+    p.add_argument("--engine", choices=["hf", "vllm"], default="hf",
+                   help="vllm: also start the vllm engine on a tiny model and check what it "
+                        "reads (on a CPU: run it from .venv-vllm, see scripts/setup-vllm.sh)")
     p.set_defaults(func=_cmd_doctor)
     # `r3v eval ...` is dispatched in main() before parsing (its flags are lmms-eval's own);
     # registered here only so that `r3v --help` lists it.

@@ -93,6 +93,11 @@ class GRPOSettings:
     temperature: float = _f(1.0, "sampling temperature (TRL default; R1-V and EasyR1 use 1.0)")
     top_p: float = _f(1.0, "nucleus sampling (TRL default: off)")
     top_k: int = _f(0, "top-k sampling, 0 = off (TRL default)")
+    use_vllm: bool = _f(False, "generate the groups with vLLM instead of transformers generate "
+                        "(TRL default false; needs vLLM installed, a GPU: vLLM's CPU build cannot "
+                        "take TRL's weight updates, see docs/engines.md)")
+    vllm_mode: str = _f("colocate", "colocate (vLLM in the training process, TRL's default) | "
+                        "server (a separate `trl vllm-serve`)")
     # > optimization
     learning_rate: float = _f(1e-6, "peak AdamW learning rate (TRL default; R1-V, EasyR1 and "
                               "ms-swift's multimodal GRPO use 1e-6 for full fine-tuning)")
@@ -137,6 +142,8 @@ class GRPOSettings:
             raise bad("top_p", f"must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
             raise bad("top_k", f"must be >= 0, got {self.top_k}")
+        if self.vllm_mode not in ("colocate", "server"):
+            raise bad("vllm_mode", f"{self.vllm_mode!r} is not one of colocate, server")
         if self.max_steps == 0 or self.max_steps < -1:
             raise bad("max_steps", f"must be -1 (train by epochs) or >= 1, got {self.max_steps}")
         if self.max_steps == -1 and not self.num_train_epochs > 0:

@@ -120,9 +120,17 @@ def sample_stage(run: RunDir, bench: Benchmark, problems: Sequence[Problem], sam
                     new.append(Sample(sampler_iter, p.id, j, style, reply, s.extracted, s.correct))
             pool.append(new)
             run.log(f"  sampled {min(start + chunk, len(todo))}/{len(todo)} questions")
-        del engine
+        close_engine(engine)
     barrier()
     return pool_stats(drawn_samples(run, sampler_iter))
+
+
+def close_engine(engine: Any) -> None:
+    """Free an engine before the next stage makes its own (vLLM's engine process holds its
+    memory until shut down; the hf engine's model is freed when the last reference goes)."""
+    close = getattr(engine, "close", None)
+    if close is not None:
+        close()
 
 
 def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem],
@@ -149,6 +157,7 @@ def evaluate_stage(run: RunDir, t: int, bench: Benchmark, test: Sequence[Problem
                              seed=cfg.eval.seed, also_at=tuple(cfg.eval.ns or ()) if n else (),
                              select_choice=cfg.eval.select_choice,
                              select_target=cfg.reflect.select_target)
+    close_engine(engine)
     write_jsonl(run.iter_dir(t) / run_files.EVAL_OUTCOMES,
                 ({"metric": name, **o.to_dict()} for name, outs in ev.outcomes.items() for o in outs))
     write_atomic(out, json.dumps({"iteration": t, "n_test": len(test), "metrics": ev.metrics},
@@ -316,6 +325,8 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         adapter = None if full else checkpoint
 
         def make():
+            run_dir.log(f"  {cfg.sampling.backend} engine on {model_path}"
+                        + (f" with the LoRA adapter {adapter}" if adapter else ""))
             return load_engine(cfg.sampling.backend, model_path, adapter=adapter,
                                dtype=cfg.model.dtype, device=cfg.model.device,
                                max_pixels=cfg.model.max_pixels,

@@ -33,7 +33,9 @@ Architectures (``arch``):
 Sizes: ``tiny`` is the smallest thing that works (text hidden 64, 2 layers; vision width 32,
 depth 2; 0.3-0.5M parameters) for fast tests; ``small`` (text hidden 256, 4 layers, 4 heads;
 vision width 128, depth 4; 5.4-5.8M parameters) is meant to learn the synthetic shapes task from
-scratch on a few CPU cores. The tokenizer (the same for every size and seed) has ~2.65k entries:
+scratch on a few CPU cores; ``tiny-vllm`` is ``tiny`` with 2 text heads of 32 (1 KV head), a head
+size vLLM's CPU attention kernel accepts (``tiny``'s 16 is rejected; see ``VLLM_CPU_HEAD_SIZES``),
+for tests against the real vLLM on CPU, in every family. The tokenizer (the same for every size and seed) has ~2.65k entries:
 the BPE target ``VOCAB_SIZE`` is an upper bound the generated corpus does not reach.
 
 Facts of the installed transformers (5.23) that callers must respect:
@@ -75,7 +77,10 @@ from r3v_train.tiny_tokenizer import (  # noqa: F401  (the families' tokens and 
 
 ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "gemma3", "llava")
 QWEN_ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-SIZES = ("tiny", "small")
+SIZES = ("tiny", "small", "tiny-vllm")
+#: text attention head sizes vLLM's CPU attention kernel accepts (``tiny`` has 16, which it rejects:
+#: "Unsupported CPU attention configuration: head_dim=16"); ``tiny-vllm`` and ``small`` fit
+VLLM_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256)
 INFO_FILE = "r3v_tiny.json"
 
 
@@ -100,7 +105,18 @@ _DIMS = {
     "small": _Dims(text_hidden=256, text_layers=4, text_heads=4, text_kv_heads=4,
                    text_intermediate=768, vision_hidden=128, vision_depth=4, vision_heads=4,
                    vision_intermediate=512, llava_patch=16),
+    # ``tiny`` with a text head size vLLM's CPU attention kernel accepts (2 heads of 32, 1 KV
+    # head; M-RoPE sections [4, 6, 6]): the same tiny cost, for tests against the real vLLM
+    "tiny-vllm": _Dims(text_hidden=64, text_layers=2, text_heads=2, text_kv_heads=1,
+                       text_intermediate=128, vision_hidden=32, vision_depth=2, vision_heads=2,
+                       vision_intermediate=64, llava_patch=28),
 }
+
+
+def text_head_size(size: str) -> int:
+    """The text attention head size of a tiny-model size (hidden / heads)."""
+    dims = _DIMS[size]
+    return dims.text_hidden // dims.text_heads
 
 IMAGE_SIZE = 112          # the reference image side: 16 image tokens for every arch at this size
 QWEN_PATCH = 14

