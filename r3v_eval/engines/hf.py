@@ -89,13 +89,19 @@ class HFEngine:
     def __init__(self, pretrained: str | None = None, *, adapter: str | None = None,
                  dtype: str = "auto", device: str = "auto", max_pixels: int | None = None,
                  min_pixels: int | None = None, batch_size: int = 8, merge_adapter: bool = True,
-                 model: Any = None, processor: Any = None) -> None:
+                 model: Any = None, processor: Any = None, decode: str = "generate") -> None:
         import torch
         from transformers import AutoModelForImageTextToText
 
+        from r3v_eval.engines.graph_decode import DECODES
+
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if decode not in DECODES:
+            raise ValueError(f"unknown decode {decode!r}; choose one of {', '.join(DECODES)}")
         self.batch_size = int(batch_size)
+        self.decode = decode  # "graph": r3v_eval.engines.graph_decode, generate where it cannot
+        self._graph_decoder = None
         if model is not None:  # an in-memory model (training-time sampling)
             if processor is None:
                 raise ValueError("HFEngine(model=...) also needs processor=...")
@@ -175,12 +181,17 @@ class HFEngine:
             reqs = [requests[i] for i in idxs]
             inputs = self._encode(reqs)
             extra: dict[str, Any] = {}
+            seeds = None
             if not sampling.greedy:  # rows come out request by request, sample by sample
                 seeds = [s for r in reqs for s in sample_seeds(seed, r, sampling.n)]
                 extra["logits_processor"] = [RowSampler(sampling, seeds, self.device)]
-            with torch.inference_mode():
-                out = self.model.generate(**inputs, **gen_kwargs, **extra)
-            new_tokens = out[:, inputs["input_ids"].shape[1]:]
+            new_tokens = None
+            if self.decode == "graph":  # None where the graph path cannot serve the batch
+                new_tokens = self.graph_decoder().decode(inputs, sampling, seeds, gen_kwargs)
+            if new_tokens is None:
+                with torch.inference_mode():
+                    out = self.model.generate(**inputs, **gen_kwargs, **extra)
+                new_tokens = out[:, inputs["input_ids"].shape[1]:]
             texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
             for j, i in enumerate(idxs):
                 chunk = texts[j * sampling.n:(j + 1) * sampling.n]
@@ -188,6 +199,14 @@ class HFEngine:
             bar.update(len(idxs))
         bar.close()
         return results  # type: ignore[return-value]
+
+    def graph_decoder(self):
+        """The :class:`~r3v_eval.engines.graph_decode.GraphDecoder` of ``decode="graph"``."""
+        if self._graph_decoder is None:
+            from r3v_eval.engines.graph_decode import GraphDecoder
+
+            self._graph_decoder = GraphDecoder(self.model, self.processor)
+        return self._graph_decoder
 
     def loglikelihood(self, requests: Sequence[GenRequest], replies: Sequence[str],
                       progress: bool = True) -> list[float]:
