@@ -470,10 +470,11 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         adapter = None if full else checkpoint
 
         def make():
+            decode = {"decode": cfg.sampling.decode} if cfg.sampling.decode != "generate" else {}
             return load_engine(cfg.sampling.backend, model_path, adapter=adapter,
                                dtype=cfg.model.dtype, device=cfg.model.device,
                                max_pixels=cfg.model.max_pixels,
-                               min_pixels=cfg.model.min_pixels, batch_size=batch_size)
+                               min_pixels=cfg.model.min_pixels, batch_size=batch_size, **decode)
         return make
 
     iterations = 0 if method in ("distill", "control", "grpo") else cfg.run.iterations
