@@ -359,6 +359,7 @@ class CallStats:
     prefill_s: float
     decode_s: float
     captured: bool
+    new_slot: bool = False
     capture_s: float | None = None
     warmup_s: float | None = None
 
@@ -497,7 +498,7 @@ class GraphDecoder:
         if self.timing:
             self.stats.append(CallStats(rows=rows, prompt_tokens=prompt_len, length=length,
                                         steps=done - 1, prefill_s=t1 - t0, decode_s=t2 - t1,
-                                        captured=slot.graph is not None,
+                                        captured=slot.graph is not None, new_slot=new,
                                         capture_s=slot.capture_s if new else None,
                                         warmup_s=slot.compile_s if new else None))
         return tokens
