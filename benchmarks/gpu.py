@@ -507,7 +507,8 @@ def measure_graph_decode(folder: Path, args, bandwidth: float, max_pixels: int, 
         if batch_size in reference:
             figures["agreement_with_generate"] = token_agreement(
                 engine.processor.tokenizer, reference[batch_size], completions)
-        print(f"    [{out['path']}] batch {batch_size:>3} prompts ({figures['rows_per_call']} rows): "
+        print(f"    [{out['path']}] batch {batch_size:>3} prompts "
+              f"({figures['rows_per_call']} rows): "
               f"{figures['tokens_per_s']:9.1f} tokens/s end to end, "
               f"{figures['ms_per_decode_step']:7.2f} ms/step: {figures['roofline_share']:.1%} "
               f"of the roofline; capture {figures['cold_pass']['capture_s']:.2f} s"

@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> dict:
         if ours not in med:
             return None
         return {"speedup": round(med[upstream] / med[ours], 3),
-                "speedup_net_of_startup": round((med[upstream] - startup) / (med[ours] - startup), 3)}
+                "speedup_net_of_startup": round((med[upstream] - startup)
+                                                / (med[ours] - startup), 3)}
 
     pairs = {f"{ours} vs {up}": ratio(up, ours) for ours, up in (
         ("r3v_cot", "qwen2_vl greedy"), ("r3v_cot decode=graph", "qwen2_vl greedy"),

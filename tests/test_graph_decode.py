@@ -120,7 +120,8 @@ def test_picker_is_the_row_sampler_bit_for_bit():
         assert torch.equal(uniform_noise(seed_t, step, ids),
                            uniform_noise_at(seed_t, torch.tensor(step), ids))
     for s in (Sampling(temperature=1.0), Sampling(temperature=0.7, top_k=5),
-              Sampling(temperature=0.9, top_p=0.95, top_k=50), Sampling(temperature=1.3, top_p=0.5)):
+              Sampling(temperature=0.9, top_p=0.95, top_k=50),
+              Sampling(temperature=1.3, top_p=0.5)):
         ref = RowSampler(s, seeds, "cpu")
         picker = Picker(greedy=False, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
         for step in range(20):

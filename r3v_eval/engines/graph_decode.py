@@ -161,7 +161,8 @@ def model_reason(model) -> str | None:
     return None
 
 
-def plan_picker(model, gen_kwargs: dict[str, Any], sampling, input_ids, attention_mask) -> tuple[Picker, list[int]]:
+def plan_picker(model, gen_kwargs: dict[str, Any], sampling, input_ids,
+                attention_mask) -> tuple[Picker, list[int]]:
     """The :class:`Picker` and the end-of-sequence ids that reproduce what ``generate`` would do
     with ``gen_kwargs`` (the engine's) over the model's generation config: the logits processors
     are the ones transformers builds for it (``_get_logits_processor``); a processor the step
@@ -189,7 +190,8 @@ def plan_picker(model, gen_kwargs: dict[str, Any], sampling, input_ids, attentio
     penalty = None
     for p in processors:
         if isinstance(p, SuppressTokensLogitsProcessor):
-            suppress = tuple(sorted(set(suppress) | set(int(t) for t in p.suppress_tokens.tolist())))
+            ids = {int(t) for t in p.suppress_tokens.tolist()}
+            suppress = tuple(sorted(set(suppress) | ids))
         elif isinstance(p, RepetitionPenaltyLogitsProcessor):
             penalty = float(p.penalty)
         else:
@@ -432,7 +434,8 @@ class GraphDecoder:
                 reason = str(exc)
         if reason is None:
             try:
-                return self._decode(inputs, sampling, seeds, picker, eos, gen_kwargs["pad_token_id"])
+                return self._decode(inputs, sampling, seeds, picker, eos,
+                                    gen_kwargs["pad_token_id"])
             except Unsupported as exc:
                 reason = str(exc)
         log_fallback_once(reason)
@@ -525,6 +528,7 @@ class GraphDecoder:
                         stopped_at[row] = j
                         finished[row] = True
             if stopped_at:
-                rows = torch.tensor(sorted(stopped_at), dtype=torch.long, device=slot.finished.device)
+                rows = torch.tensor(sorted(stopped_at), dtype=torch.long,
+                                    device=slot.finished.device)
                 slot.finished.index_fill_(0, rows, True)
         return bool(finished.all())

@@ -13,6 +13,9 @@
   processes (up to floating-point differences between padded and unpadded forward passes,
   which the tests check do not show). With top-k set (the paper's 50) it never sorts the
   vocabulary: top-p runs over the k best tokens only;
+* ``decode="graph"`` decodes Qwen2-VL / Qwen2.5-VL / Qwen3-VL with
+  :mod:`r3v_eval.engines.graph_decode` instead (one prefill per question, a static cache, a CUDA
+  graph on a GPU): the same tokens, ``generate`` wherever it cannot serve;
 * works with any ``AutoModelForImageTextToText`` whose processor has a chat template
   (tested: Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Gemma 3, LLaVA-1.5), with an optional PEFT LoRA
   adapter.
