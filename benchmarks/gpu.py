@@ -274,7 +274,8 @@ def decode_requests(count: int):
     return out
 
 
-def measure_decode(folder: Path, args, bandwidth: float, max_pixels: int, budget) -> dict:
+def measure_decode(folder: Path, args, bandwidth: float, max_pixels: int, budget,
+                   texts: dict | None = None) -> dict:
     from r3v_eval.engines.base import PAPER_SAMPLING, Sampling
     from r3v_eval.engines.hf import HFEngine
 
@@ -303,8 +304,10 @@ def measure_decode(folder: Path, args, bandwidth: float, max_pixels: int, budget
         for _ in range(1 if args.no_warm_pass else 2):
             with GenerateLog(model, engine.device) as full:
                 t0 = time.perf_counter()
-                engine.generate(requests, sampling, progress=False)
+                completions = engine.generate(requests, sampling, progress=False)
                 passes.append((full.calls, time.perf_counter() - t0))
+        if texts is not None:  # for the graph path's token agreement
+            texts[batch_size] = completions
         with GenerateLog(model, engine.device) as prefill:
             engine.generate(requests, prefill_only, progress=False)
         calls, wall = passes[-1]
@@ -393,6 +396,133 @@ def decode_figures(batch_size: int, prefill: list[dict], full: list[dict], wall:
           f"{figures['roofline_ms_per_decode_step']:.2f}): "
           f"{figures['roofline_share']:.1%} of the roofline", flush=True)
     return figures
+
+
+# ============================================================================ decode: graph
+#: the decode paths ``--decode-paths`` can time side by side (``graph-compiled``: the graph path
+#: with its step compiled by inductor inside the capture; its compile time is reported)
+DECODE_PATHS = ("generate", "graph", "graph-compiled")
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    k = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        k += 1
+    return k
+
+
+def token_agreement(tokenizer, reference: list[list[str]], got: list[list[str]]) -> dict:
+    """How far two runs' completions of the same requests and seeds agree: the share of
+    samples that are identical, and the mean share of each reference sample's tokens that the
+    other run reproduces before it first differs."""
+    same, shares = 0, []
+    for ref_req, got_req in zip(reference, got):
+        for ref, mine in zip(ref_req, got_req):
+            same += ref == mine
+            a = tokenizer(ref, add_special_tokens=False)["input_ids"]
+            b = tokenizer(mine, add_special_tokens=False)["input_ids"]
+            shares.append(common_prefix(a, b) / max(len(a), 1))
+    return {"samples": len(shares), "identical_share": same / max(len(shares), 1),
+            "mean_common_prefix_share": sum(shares) / max(len(shares), 1)}
+
+
+def measure_graph_decode(folder: Path, args, bandwidth: float, max_pixels: int, budget,
+                         reference: dict, compiled: bool = False) -> dict:
+    """The ``hf`` engine with ``decode="graph"`` on the same prompts, seeds and batch sizes as
+    :func:`measure_decode`: a cold pass (the static caches made, and on a GPU each step shape
+    captured as a CUDA graph, compiled first with ``compiled``), then a warm pass that only
+    replays. The decoder times its prefill and its decode steps itself (device synchronised
+    around each), so ms per step is decode time / steps. The roofline share counts the bytes
+    generate's figures count (weights + the cache up to each step's context), so the two paths
+    compare; ``padded_roofline_share`` counts what the static cache's attention reads (the
+    whole length bucket). Token agreement is against generate's completions at the same batch
+    size (``reference``), in the run's dtype."""
+    from r3v_eval.engines.base import PAPER_SAMPLING
+    from r3v_eval.engines.hf import HFEngine
+
+    engine = HFEngine(str(folder), device=args.device, dtype=args.dtype, max_pixels=max_pixels,
+                      batch_size=max(args.batch_sizes), decode="graph")
+    disable_eos(engine)
+    decoder = engine.graph_decoder()
+    decoder.timing, decoder.max_slots = True, 8
+    decoder.compile = bool(compiled)
+    model = engine.model
+    dtype_bytes = next(model.parameters()).element_size()
+    weight_bytes = decode_weight_bytes(model)
+    kv_token = kv_bytes_per_token(model.config, dtype_bytes)
+    requests = decode_requests(args.prompts)
+    sampling = dataclasses.replace(PAPER_SAMPLING, max_new_tokens=args.new_tokens, seed=args.seed)
+    out = {"path": "graph-compiled" if compiled else "graph",
+           "cuda_graph": decoder.cuda_graph, "check_every": decoder.check_every,
+           "length_bucket": decoder.bucket, "batches": []}
+    for batch_size in args.batch_sizes:
+        if budget.spent(f"graph decode at batch size {batch_size}"):
+            continue
+        engine.batch_size = batch_size
+        decoder.slots.clear()
+        free_memory(args.device)
+        reset_peak_memory(args.device)
+        passes = []
+        for _ in range(2):  # cold (makes and captures the slots), then warm (replays)
+            first = len(decoder.stats)
+            t0 = time.perf_counter()
+            completions = engine.generate(requests, sampling, progress=False)
+            passes.append((decoder.stats[first:], time.perf_counter() - t0, completions))
+        (cold, cold_wall, _), (warm, wall, completions) = passes
+        if not warm or sum(st.rows for st in warm) != args.prompts * sampling.n:
+            raise RuntimeError(f"batch size {batch_size}: the graph path did not serve every "
+                               "batch (it fell back to generate; see the log)")
+        steps = sum(st.steps for st in warm)
+        if any(st.steps != args.new_tokens - 1 for st in warm):
+            raise RuntimeError(f"batch size {batch_size}: a call stopped before "
+                               f"{args.new_tokens} tokens")
+        decode_s = sum(st.decode_s for st in warm)
+        calls = [{"rows": st.rows, "prompt_tokens": st.prompt_tokens, "new_tokens": st.steps + 1}
+                 for st in warm]
+        step_bytes = decode_step_bytes(calls, weight_bytes, kv_token)
+        padded = sum(st.steps * (weight_bytes + kv_token * st.rows * st.length) for st in warm)
+        decoded = sum(st.rows * (st.steps + 1) for st in warm)
+        figures = {
+            "batch_size": batch_size, "rows_per_call": max(st.rows for st in warm),
+            "calls": len(warm), "prompt_tokens_per_call": [st.prompt_tokens for st in warm],
+            "cache_length_per_call": [st.length for st in warm],
+            "decoded_tokens": decoded, "wall_s": wall, "tokens_per_s": decoded / wall,
+            "prefill_s": sum(st.prefill_s for st in warm), "decode_s": decode_s,
+            "decode_steps": steps,
+            "decode_tokens_per_s": sum(st.rows * st.steps for st in warm) / decode_s,
+            "ms_per_decode_step": per_step_ms(decode_s, steps),
+            "bytes_read_by_decode_steps": step_bytes,
+            "roofline_share": step_bytes / decode_s / bandwidth,
+            "padded_roofline_share": padded / decode_s / bandwidth,
+            "captured": all(st.captured for st in warm),
+            "cold_pass": {"wall_s": cold_wall,
+                          "decode_s": sum(st.decode_s for st in cold),
+                          "slots_made": sum(st.new_slot for st in cold),
+                          "capture_s": sum(st.capture_s or 0 for st in cold),
+                          "warmup_and_compile_s": sum(st.warmup_s or 0 for st in cold)},
+            "peak_gpu_memory_gib": peak_memory_gib(args.device),
+        }
+        if batch_size in reference:
+            figures["agreement_with_generate"] = token_agreement(
+                engine.processor.tokenizer, reference[batch_size], completions)
+        print(f"    [{out['path']}] batch {batch_size:>3} prompts "
+              f"({figures['rows_per_call']} rows): "
+              f"{figures['tokens_per_s']:9.1f} tokens/s end to end, "
+              f"{figures['ms_per_decode_step']:7.2f} ms/step: {figures['roofline_share']:.1%} "
+              f"of the roofline; capture {figures['cold_pass']['capture_s']:.2f} s"
+              + (f"; identical samples {figures['agreement_with_generate']['identical_share']:.0%}"
+                 if "agreement_with_generate" in figures else ""), flush=True)
+        out["batches"].append(figures)
+    decoder.slots.clear()
+    del engine, model, decoder
+    if out["batches"]:
+        best = max(out["batches"], key=lambda b: b["roofline_share"])
+        out["best"] = {"batch_size": best["batch_size"], "roofline_share": best["roofline_share"],
+                       "target": TARGET_ROOFLINE_SHARE,
+                       "target_met": best["roofline_share"] >= TARGET_ROOFLINE_SHARE}
+    return out
 
 
 # ============================================================================ training
@@ -529,6 +659,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="one full decode pass per batch size (by default there are two: the "
                          "first, cold, one's figures are kept under cold_pass and the repeated "
                          "pass is the one reported)")
+    ap.add_argument("--decode-paths", nargs="+", default=["generate", "graph"],
+                    choices=DECODE_PATHS,
+                    help="the hf engine's decode paths to time side by side (graph-compiled: "
+                         "the graph path's step compiled by inductor; compile time reported)")
     ap.add_argument("--skip-decode", action="store_true")
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
@@ -623,11 +757,22 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[{backbone}] {built['model']}: {built['parameters'] / 1e6:.1f}M parameters, "
               f"built in {built['build_s']:.1f} s", flush=True)
         save()
-        if not args.skip_decode and not budget.spent(f"{backbone}: decode"):
+        texts: dict = {}  # generate's completions per batch size (graph agreement)
+        if ("generate" in args.decode_paths and not args.skip_decode
+                and not budget.spent(f"{backbone}: decode")):
             figures["decode"] = run_part(results, f"{backbone}: decode", measure_decode, folder,
-                                         args, bandwidth["bytes_per_s"], max_pixels, budget)
+                                         args, bandwidth["bytes_per_s"], max_pixels, budget, texts)
             free_memory(args.device)
             save()
+        for path_name in ("graph", "graph-compiled"):
+            if (path_name in args.decode_paths and not args.skip_decode
+                    and not budget.spent(f"{backbone}: decode {path_name}")):
+                figures[f"decode_{path_name.replace('-', '_')}"] = run_part(
+                    results, f"{backbone}: decode {path_name}", measure_graph_decode, folder,
+                    args, bandwidth["bytes_per_s"], max_pixels, budget, texts,
+                    path_name == "graph-compiled")
+                free_memory(args.device)
+                save()
         if not args.skip_training and not budget.spent(f"{backbone}: training"):
             figures["training"] = run_part(results, f"{backbone}: training", measure_training,
                                            folder, args, max_pixels, folder)

@@ -10,6 +10,10 @@ batch size and number of decoded tokens, alternating which side goes first:
   user writes for self-consistency (``regex`` on "Answer: X" -> ``majority_vote`` ->
   ``take_first``), sampling at the same temperature / top-p.
 
+With ``--decode graph`` (the default runs both) the r3v models also run with ``decode=graph``
+in ``--model_args`` (issue 29: one prefill per question shared by its N samples, a static KV
+cache, the step run eagerly on CPU), timed beside the default ``generate`` path.
+
 End-of-sequence (and every blank or special token) is suppressed in the checkpoint's
 generation config, so every completion on both sides decodes exactly T tokens: equal work,
 and an untrained model's early stops cannot flatter either side. Times are whole commands
@@ -104,6 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=3, help="samples per question for majority@N")
     ap.add_argument("--size", default="tiny", choices=["tiny", "small"])
     ap.add_argument("--repeats", type=int, default=2, help="runs of each command (median)")
+    ap.add_argument("--decode", nargs="+", default=["generate", "graph"],
+                    choices=["generate", "graph"], help="the r3v models' decode paths to run")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
 
@@ -129,34 +135,51 @@ def main(argv: list[str] | None = None) -> dict:
             "--model", "qwen2_vl", "--model_args", upstream_args, "--tasks", maj_task,
             "--include_path", str(work / "tasks_repeats")],
     }
+    graph = {}
+    if "graph" in args.decode:
+        graph = {"r3v_cot decode=graph": commands["r3v_cot"],
+                 f"r3v_majority n={args.n} decode=graph": commands[f"r3v_majority n={args.n}"]}
+        graph = {k: [a.replace(r3v_args, f"{r3v_args},decode=graph") for a in v]
+                 for k, v in graph.items()}
+    if "generate" not in args.decode:
+        del commands["r3v_cot"], commands[f"r3v_majority n={args.n}"]
+    commands.update(graph)
     times: dict[str, list[float]] = {k: [] for k in commands}
     names = list(commands)
-    for r in range(args.repeats):
-        order = names if r % 2 == 0 else names[:1] + [names[2], names[1], names[4], names[3]]
+    for r in range(args.repeats):  # start-up first; the others in turn forwards, then backwards
+        order = names if r % 2 == 0 else names[:1] + names[:0:-1]
         for name in order:
             times[name].append(run(commands[name], work / "out"))
             print(f"  run {r + 1}: {name}: {times[name][-1]:.1f} s", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     startup = med["startup (dummy)"]
-    greedy = (med["qwen2_vl greedy"], med["r3v_cot"])
-    maj = (med[names[4]], med[names[3]])
+    upstream_maj = f"qwen2_vl repeats={args.n} + majority_vote"
+
+    def ratio(upstream: str, ours: str) -> dict | None:
+        if ours not in med:
+            return None
+        return {"speedup": round(med[upstream] / med[ours], 3),
+                "speedup_net_of_startup": round((med[upstream] - startup)
+                                                / (med[ours] - startup), 3)}
+
+    pairs = {f"{ours} vs {up}": ratio(up, ours) for ours, up in (
+        ("r3v_cot", "qwen2_vl greedy"), ("r3v_cot decode=graph", "qwen2_vl greedy"),
+        (f"r3v_majority n={args.n}", upstream_maj),
+        (f"r3v_majority n={args.n} decode=graph", upstream_maj))}
     result = {
         "what": "whole lmms-eval commands, median of runs; r3v_shapes test split; EOS suppressed",
         "limit": args.limit, "tokens": args.tokens, "batch_size": args.batch_size, "n": args.n,
         "model": f"r3v tiny-model --arch qwen2_vl --size {args.size}", "repeats": args.repeats,
         "seconds": {k: round(v, 2) for k, v in med.items()},
         "runs": {k: [round(x, 2) for x in v] for k, v in times.items()},
-        "greedy_speedup": round(greedy[0] / greedy[1], 3),
-        "greedy_speedup_net_of_startup": round((greedy[0] - startup) / (greedy[1] - startup), 3),
-        "majority_speedup": round(maj[0] / maj[1], 3),
-        "majority_speedup_net_of_startup": round((maj[0] - startup) / (maj[1] - startup), 3),
+        "speedups": {k: v for k, v in pairs.items() if v is not None},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
     }
     print(f"\nstart-up (lmms-eval --model dummy): {startup:.1f} s")
-    print(f"greedy     : qwen2_vl {greedy[0]:.1f} s vs r3v_cot {greedy[1]:.1f} s -> "
-          f"{result['greedy_speedup']:.2f}x ({result['greedy_speedup_net_of_startup']:.2f}x net)")
-    print(f"majority@{args.n} : qwen2_vl repeats {maj[0]:.1f} s vs r3v_majority {maj[1]:.1f} s -> "
-          f"{result['majority_speedup']:.2f}x ({result['majority_speedup_net_of_startup']:.2f}x net)")
+    for name, r in result["speedups"].items():
+        ours, up = name.split(" vs ")
+        print(f"{ours:32s} {med[ours]:6.1f} s vs {up} {med[up]:6.1f} s -> {r['speedup']:.2f}x "
+              f"({r['speedup_net_of_startup']:.2f}x net of start-up)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -51,7 +51,7 @@ def timed(fn, device: str, repeats: int) -> float:
 def parts(sampler, scores):
     """The steps of ``RowSampler.__call__`` one by one (same order and arithmetic), so each
     can be timed alone; returns the callables and the intermediate tensors they need."""
-    from r3v_eval.engines.hf import uniform_noise
+    from r3v_eval.engines.sampler import uniform_noise
 
     logits = scores.float() / sampler.temperature
     values, ids = logits.topk(sampler.top_k, dim=-1)

@@ -155,6 +155,10 @@ class SamplingConfig:
     """Parameters that control training-time sampling (the bootstrap)."""
 
     backend: str = field(default="hf", metadata={"help": "hf | vllm"})
+    decode: str = field(default="generate", metadata={
+        "help": "hf backend's decode path (sampling and evaluation): generate (transformers) | "
+                "graph (shared prefill, static cache, a CUDA graph on a GPU; Qwen2-VL, "
+                "Qwen2.5-VL, Qwen3-VL; others fall back to generate)"})
     n: int = field(default=PAPER_SAMPLING.n, metadata={
         "help": "samples per train question per iteration"})
     temperature: float = PAPER_SAMPLING.temperature
@@ -168,6 +172,10 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.backend not in ("hf", "vllm"):
             raise ConfigError(f"sampling.backend: {self.backend!r} is not hf or vllm")
+        if self.decode not in ("generate", "graph"):
+            raise ConfigError(f"sampling.decode: {self.decode!r} is not generate or graph")
+        if self.decode != "generate" and self.backend != "hf":
+            raise ConfigError(f"sampling.decode: {self.decode} applies to backend hf only")
         if self.n < 1 or self.temperature <= 0:
             raise ConfigError("sampling.n must be >= 1 and sampling.temperature > 0")
         if self.batch_size < 1 or self.chunk_size < 1:

@@ -327,10 +327,11 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         def make():
             run_dir.log(f"  {cfg.sampling.backend} engine on {model_path}"
                         + (f" with the LoRA adapter {adapter}" if adapter else ""))
+            decode = {"decode": cfg.sampling.decode} if cfg.sampling.decode != "generate" else {}
             return load_engine(cfg.sampling.backend, model_path, adapter=adapter,
                                dtype=cfg.model.dtype, device=cfg.model.device,
                                max_pixels=cfg.model.max_pixels,
-                               min_pixels=cfg.model.min_pixels, batch_size=batch_size)
+                               min_pixels=cfg.model.min_pixels, batch_size=batch_size, **decode)
         return make
 
     iterations = cfg.run.iterations if method.iterates else 0

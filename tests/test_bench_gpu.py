@@ -72,6 +72,29 @@ def test_decode_figures(run, backbone):
 
 
 @pytest.mark.parametrize("backbone", ["qwen2_vl_2b", "qwen2_5_vl_3b"])
+def test_graph_decode_figures(run, backbone):
+    """The graph decode path (issue 29) timed beside generate on the same prompts and seeds:
+    on CPU the step runs eagerly (no capture), and in float32 it gives generate's samples."""
+    figures = run[0]["backbones"][backbone]
+    graph = figures["decode_graph"]
+    assert graph["path"] == "graph" and graph["cuda_graph"] is False
+    assert [b["batch_size"] for b in graph["batches"]] == list(BATCH_SIZES)
+    for b, ref in zip(graph["batches"], figures["decode"]["batches"]):
+        assert b["decoded_tokens"] == PROMPTS * 3 * NEW_TOKENS == ref["decoded_tokens"]
+        assert b["decode_steps"] == ref["decode_steps"] == b["calls"] * (NEW_TOKENS - 1)
+        assert b["bytes_read_by_decode_steps"] == ref["bytes_read_by_decode_steps"]
+        assert b["ms_per_decode_step"] > 0 and 0 < b["roofline_share"] <= 1.5
+        assert b["padded_roofline_share"] >= b["roofline_share"]
+        assert all(length % graph["length_bucket"] == 0 for length in b["cache_length_per_call"])
+        assert b["captured"] is False and b["cold_pass"]["capture_s"] == 0
+        assert b["cold_pass"]["slots_made"] >= 1
+        agreement = b["agreement_with_generate"]
+        assert agreement["samples"] == PROMPTS * 3
+        assert agreement["identical_share"] == 1.0 == agreement["mean_common_prefix_share"]
+        assert b["peak_gpu_memory_gib"] == "n/a (CPU)"
+
+
+@pytest.mark.parametrize("backbone", ["qwen2_vl_2b", "qwen2_5_vl_3b"])
 def test_training_figures(run, backbone):
     train = run[0]["backbones"][backbone]["training"]
     assert train["steps"] == STEPS and train["examples"] == STEPS * TRAIN_BATCH

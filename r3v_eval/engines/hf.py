@@ -13,6 +13,9 @@
   processes (up to floating-point differences between padded and unpadded forward passes,
   which the tests check do not show). With top-k set (the paper's 50) it never sorts the
   vocabulary: top-p runs over the k best tokens only;
+* ``decode="graph"`` decodes Qwen2-VL / Qwen2.5-VL / Qwen3-VL with
+  :mod:`r3v_eval.engines.graph_decode` instead (one prefill per question, a static cache, a CUDA
+  graph on a GPU): the same tokens, ``generate`` wherever it cannot serve;
 * works with any ``AutoModelForImageTextToText`` whose processor has a chat template
   (tested: Qwen2-VL, Qwen2.5-VL, Qwen3-VL, Gemma 3, LLaVA-1.5), with an optional PEFT LoRA
   adapter.
@@ -26,6 +29,7 @@ from tqdm.auto import tqdm
 
 from r3v_eval.engines.base import DTYPES, GenRequest, Sampling, cut_at_stop, sample_seeds
 from r3v_eval.engines.chat import chat_text, scored_replies
+from r3v_eval.engines.sampler import gumbel_pick
 
 
 def resolve_device(device: str) -> str:
@@ -89,13 +93,19 @@ class HFEngine:
     def __init__(self, pretrained: str | None = None, *, adapter: str | None = None,
                  dtype: str = "auto", device: str = "auto", max_pixels: int | None = None,
                  min_pixels: int | None = None, batch_size: int = 8, merge_adapter: bool = True,
-                 model: Any = None, processor: Any = None) -> None:
+                 model: Any = None, processor: Any = None, decode: str = "generate") -> None:
         import torch
         from transformers import AutoModelForImageTextToText
 
+        from r3v_eval.engines.graph_decode import DECODES  # lazy: loads transformers
+
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if decode not in DECODES:
+            raise ValueError(f"unknown decode {decode!r}; choose one of {', '.join(DECODES)}")
         self.batch_size = int(batch_size)
+        self.decode = decode  # "graph": r3v_eval.engines.graph_decode, generate where it cannot
+        self._graph_decoder = None
         if model is not None:  # an in-memory model (training-time sampling)
             if processor is None:
                 raise ValueError("HFEngine(model=...) also needs processor=...")
@@ -178,12 +188,17 @@ class HFEngine:
             reqs = [requests[i] for i in idxs]
             inputs = self.encode(reqs)
             extra: dict[str, Any] = {}
+            seeds = None
             if not sampling.greedy:  # rows come out request by request, sample by sample
                 seeds = [s for r in reqs for s in sample_seeds(seed, r, sampling.n)]
                 extra["logits_processor"] = [RowSampler(sampling, seeds, self.device)]
-            with torch.inference_mode():
-                out = self.model.generate(**inputs, **gen_kwargs, **extra)
-            new_tokens = out[:, inputs["input_ids"].shape[1]:]
+            new_tokens = None
+            if self.decode == "graph":  # None where the graph path cannot serve the batch
+                new_tokens = self.graph_decoder().decode(inputs, sampling, seeds, gen_kwargs)
+            if new_tokens is None:
+                with torch.inference_mode():
+                    out = self.model.generate(**inputs, **gen_kwargs, **extra)
+                new_tokens = out[:, inputs["input_ids"].shape[1]:]
             texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
             for j, i in enumerate(idxs):
                 chunk = texts[j * sampling.n:(j + 1) * sampling.n]
@@ -191,6 +206,14 @@ class HFEngine:
             bar.update(len(idxs))
         bar.close()
         return results  # type: ignore[return-value]
+
+    def graph_decoder(self):
+        """The :class:`~r3v_eval.engines.graph_decode.GraphDecoder` of ``decode="graph"``."""
+        if self._graph_decoder is None:
+            from r3v_eval.engines.graph_decode import GraphDecoder  # lazy: loads transformers
+
+            self._graph_decoder = GraphDecoder(self.model, self.processor)
+        return self._graph_decoder
 
     def loglikelihood(self, requests: Sequence[GenRequest], replies: Sequence[str],
                       progress: bool = True) -> list[float]:
@@ -218,43 +241,9 @@ class HFEngine:
 
 
 
-# splitmix64's constants as signed 64-bit integers (torch has no uint64 arithmetic)
-_MIX_1, _MIX_2 = -4658895280553007687, -7723592293110705685
-_GOLDEN = -7046029254386353131
-
-
-def _shift_right(x, bits: int):
-    """Logical right shift of int64 tensors (torch's >> is arithmetic)."""
-    return (x >> bits) & ((1 << (64 - bits)) - 1)
-
-
-def _mix(x):
-    """splitmix64's finalizer on int64 tensors (multiplication wraps around)."""
-    x = x ^ _shift_right(x, 30)
-    x = x * _MIX_1
-    x = x ^ _shift_right(x, 27)
-    x = x * _MIX_2
-    return x ^ _shift_right(x, 31)
-
-
-def uniform_noise(seeds, step: int, token_ids):
-    """Uniform numbers in (0, 1), one per (row seed, step, token id): a counter-based hash, so a
-    row's noise depends on nothing but its own seed, the step and the token."""
-    import torch
-
-    offset = ((step + 1) * _GOLDEN + (1 << 63)) % (1 << 64) - (1 << 63)  # wrapped to int64
-    key = _mix(token_ids.to(torch.int64) + offset)
-    key = _mix(key ^ seeds[:, None])
-    mantissa = _shift_right(key, 11).to(torch.float64)  # 53 random bits
-    return (mantissa + 0.5) / float(1 << 53)
-
-
 class RowSampler:
-    """A transformers logits processor that samples every row's next token itself.
-
-    Temperature, then top-k, then top-p (the smallest set of best tokens whose probability
-    reaches ``top_p``), as transformers' warpers apply them; then the Gumbel-max trick over what
-    is left, with each row's noise from :func:`uniform_noise` of its own seed. Returns scores
+    """A transformers logits processor that samples every row's next token itself
+    (:func:`~r3v_eval.engines.sampler.gumbel_pick` with each row's own seed) and returns scores
     that allow only the chosen token."""
 
     def __init__(self, sampling: Sampling, seeds: Sequence[int], device) -> None:
@@ -269,23 +258,8 @@ class RowSampler:
 
         if scores.shape[0] != self.seeds.shape[0]:
             raise RuntimeError(f"row sampler: {scores.shape[0]} rows, {self.seeds.shape[0]} seeds")
-        logits = scores.float() / self.temperature
-        vocab = logits.shape[-1]
-        if self.top_k and self.top_k < vocab:
-            values, ids = logits.topk(self.top_k, dim=-1)  # sorted, best first
-        elif self.top_p < 1.0:
-            values, ids = logits.sort(dim=-1, descending=True)
-        else:
-            values = logits
-            ids = torch.arange(vocab, device=logits.device).expand_as(logits)
-        if self.top_p < 1.0:
-            probs = values.softmax(dim=-1)
-            before = probs.cumsum(dim=-1) - probs  # mass of the better tokens
-            values = values.masked_fill(before >= self.top_p, float("-inf"))  # keeps the best
-        noise = uniform_noise(self.seeds.to(logits.device), self.step, ids)
-        gumbel = -torch.log(-torch.log(noise))
-        pick = (values.double() + gumbel).argmax(dim=-1, keepdim=True)
-        token = ids.gather(-1, pick)
+        token = gumbel_pick(scores, self.temperature, self.top_k, self.top_p,
+                            self.seeds.to(scores.device), self.step)
         self.step += 1
         chosen = torch.full_like(scores, float("-inf"))
-        return chosen.scatter_(-1, token, 0.0)
+        return chosen.scatter_(-1, token[:, None], 0.0)

@@ -35,6 +35,7 @@ class ModelArgs:
 
     pretrained: str
     backend: str = "hf"
+    decode: str = "generate"  # hf only: generate | graph (r3v_eval.engines.graph_decode)
     prompt_style: str = "qwen"
     max_new_tokens: int = PAPER_SAMPLING.max_new_tokens
     n: int = PAPER_SAMPLING.n
@@ -64,6 +65,8 @@ class ModelArgs:
             value = getattr(self, key)
             if value is not None:
                 kw[key] = value
+        if self.decode != "generate":
+            kw["decode"] = self.decode
         if self.backend == "vllm":
             kw["seed"] = self.seed
             for key in VLLM_ONLY:
@@ -162,6 +165,7 @@ def _batch_size(value: Any) -> int:
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "pretrained": _text,
     "backend": _choice(BACKENDS),
+    "decode": _choice(("generate", "graph")),
     "prompt_style": _choice(PROMPT_STYLES),
     "max_new_tokens": _int(1),
     "n": _int(1),
@@ -221,6 +225,9 @@ def parse_model_args(model_name: str, raw: dict[str, Any]) -> ModelArgs:
             if values.get(key) is not None:
                 raise ValueError(f"{model_name}: model_args {key} applies to backend=vllm only "
                                  f"(got backend={backend})")
+    if backend != "hf" and values.get("decode", "generate") != "generate":
+        raise ValueError(f"{model_name}: model_args decode={values['decode']} applies to "
+                         f"backend=hf only (got backend={backend})")
     args = ModelArgs(**values, given=tuple(raw))
     if args.min_pixels is not None and args.max_pixels is not None and args.min_pixels > args.max_pixels:
         raise ValueError(f"{model_name}: model_args min_pixels={args.min_pixels} is larger than "
