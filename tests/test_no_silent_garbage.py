@@ -52,3 +52,21 @@ def test_non_finite_numbers_are_refused(raw):
 def test_a_duplicate_key_in_a_set_value_is_refused():
     with pytest.raises(ConfigError, match="duplicate key 'a'"):
         apply_overrides({}, ["data.options={a: 1, a: 2}"])
+
+
+def test_pictures_outside_sane_bounds_are_refused_or_resized(tmp_path, caplog):
+    import logging
+
+    from PIL import Image
+
+    from r3v_eval.benchmarks import images
+
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    with pytest.raises(DataError, match=r"row 1: .*dot.png: picture of 1x1 pixels is too small"):
+        images.open_image(tmp_path / "dot.png", "row 1")
+    Image.new("RGB", (5000, 4000), (200, 10, 10)).save(tmp_path / "big.jpg")
+    before = images.resized
+    with caplog.at_level(logging.WARNING):
+        big = images.open_image(tmp_path / "big.jpg", "row 2")
+    assert big.size[0] * big.size[1] <= images.MAX_PIXELS and big.size[0] > big.size[1]
+    assert images.resized == before + 1 and "resized to" in caplog.text and "row 2" in caplog.text
