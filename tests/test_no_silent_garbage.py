@@ -70,3 +70,27 @@ def test_pictures_outside_sane_bounds_are_refused_or_resized(tmp_path, caplog):
         big = images.open_image(tmp_path / "big.jpg", "row 2")
     assert big.size[0] * big.size[1] <= images.MAX_PIXELS and big.size[0] > big.size[1]
     assert images.resized == before + 1 and "resized to" in caplog.text and "row 2" in caplog.text
+
+
+def test_only_the_users_own_gen_kwargs_are_warned_about(monkeypatch):
+    from types import SimpleNamespace
+
+    from r3v_eval.lmms import models as M
+
+    warned = []
+    monkeypatch.setattr(M, "logger", SimpleNamespace(warning=warned.append))
+    stub = SimpleNamespace(model_name="r3v_select", strategy="select",
+                           args=SimpleNamespace(max_new_tokens=12, temperature=0.7, top_p=1.0,
+                                                top_k=0))
+    stub.decoding = lambda: M.R3VModel.decoding(stub)
+    stub.overridden_gen_kwargs = lambda g: M.R3VModel.overridden_gen_kwargs(stub, g)
+
+    def request(gen_kwargs):
+        return SimpleNamespace(args=("ctx", gen_kwargs, None, 0, "r3v_shapes", "test"))
+
+    M.R3VModel._report_gen_kwargs(stub, [request(M.task_generation_defaults())])
+    assert warned == []  # the task's defaults, nothing the user set
+    M.R3VModel._report_gen_kwargs(stub, [request({**M.task_generation_defaults(),
+                                                  "max_new_tokens": 99})])
+    assert len(warned) == 1 and "max_new_tokens=99 -> 12" in warned[0]
+    assert "temperature=0 ->" not in warned[0] and "until" not in warned[0]
