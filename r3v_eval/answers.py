@@ -104,18 +104,27 @@ _FULL_FRACTION = re.compile(rf"^({_NUM})\s*/\s*({_NUM})$")
 _NUM_TOKEN = re.compile(rf"(?<![\w.])(?:{_NUM})(?:\s*/\s*(?:{_NUM}))?(?![\w])")
 
 
-def _to_float(token: str) -> float | None:
+def exact_number(token: str) -> int | float:
+    """(Public: gold answers are read the same way.) A number token's value: an ``int`` (exact, every digit kept) when it is a whole number,
+    else a float. A 61-digit answer must not come back as float's nearest value."""
+    token = token.replace(",", "")
+    return int(token) if re.fullmatch(r"[-+]?\d+", token) else float(token)
+
+
+def _to_float(token: str) -> int | float | None:
     # commas only as thousands separators ("1,234"): "2,5" or "1,23" is not a number
     token = token.replace("−", "-")
     frac = _FULL_FRACTION.match(token)
     if frac:
-        num, den = float(frac.group(1).replace(",", "")), float(frac.group(2).replace(",", ""))
+        num, den = exact_number(frac.group(1)), exact_number(frac.group(2))
         if den == 0:
             return None
+        if isinstance(num, int) and isinstance(den, int) and num % den == 0:
+            return num // den
         return num / den
     if _FULL_NUMBER.match(token):
         try:
-            return float(token.replace(",", ""))
+            return exact_number(token)
         except ValueError:
             return None
     return None
@@ -168,7 +177,10 @@ def parse_number(text: str | None, unit: str | None = None) -> float | None:
 
 
 def format_number(value: float, places: int = 3) -> str:
-    """Canonical text of a number: integers without decimals, others rounded to ``places``."""
+    """Canonical text of a number: integers without decimals (an ``int`` with every digit),
+    others rounded to ``places``."""
+    if isinstance(value, int):
+        return str(value)
     if math.isnan(value) or math.isinf(value):
         return str(value)
     rounded = round(value, places)

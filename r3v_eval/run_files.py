@@ -4,6 +4,7 @@
 Run folder (``run.out_dir``)::
 
     config.yaml  versions.json  progress.log  metrics.json  pretrain.json (r3v pretrain)
+    run.lock                                 held by the `r3v train` running in the folder
     base_model/  base_init/                  a tiny:<arch>:<size> base, built (and pre-trained)
     pool/rank<r>/iter_<t>.jsonl              samples drawn by the checkpoint of iteration t
     iter_<t>/examples.jsonl                  the training set of iteration t (for audit)
@@ -20,6 +21,7 @@ from __future__ import annotations
 CONFIG = "config.yaml"
 VERSIONS = "versions.json"
 PROGRESS_LOG = "progress.log"
+LOCK = "run.lock"
 METRICS = "metrics.json"
 PRETRAIN_INFO = "pretrain.json"
 BASE_MODEL = "base_model"

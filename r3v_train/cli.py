@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +52,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
                 raise DataError(f"input file not found: {path}")
             with path.open(encoding="utf-8") as fh:
                 replies = read_replies(fh, bench)
+        if not replies:
+            raise DataError(f"{args.file}: no replies to score (the input is empty)")
+    except UnicodeDecodeError:
+        print(f"r3v score: {args.file}: not UTF-8 text (a JSONL file of replies is)",
+              file=sys.stderr)
+        return 2
     except DataError as exc:
         print(f"r3v score: {exc}", file=sys.stderr)
         return 2
@@ -58,7 +65,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     n = len(scores)
     correct = sum(s.correct for s in scores)
     unparsed = sum(s.extracted is None for s in scores)
-    acc = correct / n if n else 0.0
+    acc = correct / n
     print(f"{bench.name}: accuracy {acc:.4f} ({correct}/{n}); unparseable {unparsed}",
           file=sys.stderr)
     return 0
@@ -69,6 +76,7 @@ def _cmd_data_shapes(args: argparse.Namespace) -> int:
     from r3v_eval.benchmarks.shapes import ShapesConfig, write_shapes_dataset
 
     config = ShapesConfig(**_shapes_knobs(args))
+    writable_folder(args.out, "--out")
     write_shapes_dataset(args.out, n_train=args.n_train, n_test=args.n_test, seed=args.seed,
                          config=config)
     print(f"wrote {args.n_train} train / {args.n_test} test problems to {args.out}")
@@ -90,7 +98,13 @@ def _shapes_knobs(args: argparse.Namespace) -> dict:
     if args.min_objects is not None:
         knobs["min_objects"] = args.min_objects
     if args.steps:
-        knobs["steps"] = tuple(int(s) for s in args.steps.split(","))
+        try:
+            knobs["steps"] = tuple(int(s) for s in args.steps.split(","))
+        except ValueError:
+            # lazy: imported when the command runs (`r3v --help` stays light)
+            from r3v_eval.errors import R3VError
+
+            raise R3VError(f"--steps {args.steps}: expected whole numbers, e.g. 1,2") from None
     return knobs
 
 
@@ -98,6 +112,7 @@ def _cmd_tiny_model(args: argparse.Namespace) -> int:
     # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_train.tiny import build_tiny_model
 
+    writable_folder(args.out, "--out")
     path = build_tiny_model(args.arch, args.out, size=args.size, seed=args.seed,
                             tie_embeddings=args.tie_embeddings)
     print(f"wrote a {args.size} {args.arch} model to {path}")
@@ -171,6 +186,9 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_eval.leaderboard import run_leaderboard
 
+    if args.out is not None:
+        writable_folder(args.out.parent, "--out")
+
     run_leaderboard(args.paths, out=args.out, baseline=args.baseline,
                     reference=args.reference, metric=args.metric)
     return 0
@@ -185,6 +203,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = run(load_recipe(args.recipe, args.set))
     print(json.dumps(summary["final"], indent=2))
     return 0
+
+
+def writable_folder(path: Path, flag: str) -> None:
+    """Create ``path`` (a folder an output goes to), or an R3VError naming it and why not."""
+    # lazy: imported when the command runs (`r3v --help` stays light)
+    from r3v_eval.errors import R3VError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as exc:
+        raise R3VError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = p.add_subparsers(dest="dataset", required=True)
     s = data_sub.add_parser("shapes", help="the synthetic shapes benchmark (canonical schema)")
     s.add_argument("--out", required=True, type=Path)
-    s.add_argument("--n-train", type=int, default=2000)
-    s.add_argument("--n-test", type=int, default=500)
+    s.add_argument("--n-train", type=count, default=2000, help="train problems to write")
+    s.add_argument("--n-test", type=count, default=500, help="test problems to write")
     s.add_argument("--seed", type=int, default=1234, help="1234 = the splits that load() generates in memory")
     s.add_argument("--grid", type=int, default=None, help="grid size (cells per side)")
     s.add_argument("--image-size", type=int, default=None, help="image side in pixels")

@@ -23,6 +23,7 @@ from r3v_train.methods import METHODS as METHOD_TABLE
 from r3v_train.recipe_files import ConfigError, apply_overrides, build_section, read_recipe_dict
 from r3v_train.reflect_config import ReflectConfig
 from r3v_train.train_settings import TrainSettings
+from r3v_train.tiny import ARCHS as TINY_ARCHS, SIZES as TINY_SIZES
 from r3v_train.trainer import check_trl_args
 
 METHODS = tuple(METHOD_TABLE)
@@ -65,6 +66,19 @@ class ModelConfig:
             raise ConfigError(f"model.prompt_style: {self.prompt_style!r} is not one of {PROMPT_STYLES}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"model.dtype: unknown dtype {self.dtype!r}")
+        for key in ("max_pixels", "min_pixels"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"model.{key}: must be >= 1 (pixels), got {v}")
+        if self.max_pixels and self.min_pixels and self.min_pixels > self.max_pixels:
+            raise ConfigError(f"model.min_pixels: {self.min_pixels} is above model.max_pixels "
+                              f"{self.max_pixels}")
+        if self.pretrained.startswith("tiny:"):
+            parts = self.pretrained.split(":")
+            if len(parts) != 3 or parts[1] not in TINY_ARCHS or parts[2] not in TINY_SIZES:
+                raise ConfigError(f"model.pretrained: {self.pretrained!r} is not "
+                                  f"tiny:<arch>:<size> (arch: {' | '.join(TINY_ARCHS)}; size: "
+                                  f"{' | '.join(TINY_SIZES)})")
 
 
 @dataclass
@@ -141,6 +155,11 @@ class DataConfig:
             if bad or not self.teacher_skip_words:
                 raise ConfigError("data.teacher_skip_words: a non-empty list of single words, "
                                   f"got {self.teacher_skip_words!r}")
+        if self.source is not None and Path(self.source).suffix == ".jsonl":
+            raise ConfigError(f"data.source: {self.source} is one .jsonl file, which would be "
+                              "both the train and the test split (evaluation on training rows); "
+                              "give a folder holding <split>.jsonl per split (data.train_split, "
+                              "data.test_split)")
         if self.warmup_perception < 0:
             raise ConfigError(f"data.warmup_perception: must be >= 0, got {self.warmup_perception}")
         if self.options:

@@ -54,6 +54,7 @@ from r3v_train.reflect import (
     problems_by_id,
 )
 from r3v_train.rundir import RunDir, barrier, config_differences, dist
+from r3v_train.stage import latest_checkpoint
 from r3v_train.teacher import teacher_rationales
 from r3v_train.trainer import train_dpo, train_sft
 
@@ -187,11 +188,19 @@ def train_stage(run: RunDir, t: int, examples: BuildResult, problems: dict[str, 
     data = [{"prompt": e.prompt, "completion": e.completion, "image": e.load_image(problems)}
             for e in rows]
     out = d / run_files.MODEL
+    say_resume(run, t, out)
     if cfg.train.method == "full":
         result = train_sft(init or cfg.model.pretrained, data, out, settings)
     else:
         result = train_sft(cfg.model.pretrained, data, out, settings, init_adapter=init)
     return str(out), _train_summary(result)
+
+
+def say_resume(run: RunDir, t: int, out: Path) -> None:
+    """Log "resuming from checkpoint-N" when an unfinished training stage has a checkpoint."""
+    checkpoint = None if (out / run_files.DONE).exists() else latest_checkpoint(out)
+    if checkpoint is not None:
+        run.log(f"iteration {t}: resuming from {checkpoint.name} ({out})")
 
 
 def reference_steps(reference: str | Path) -> int:
@@ -219,6 +228,7 @@ def dpo_stage(run: RunDir, t: int, pairs: BuildResult, problems: dict[str, Probl
     data = [{"prompt": e.prompt, "chosen": e.completion, "rejected": e.rejected,
              "image": e.load_image(problems)} for e in rows]
     out = d / run_files.DPO_MODEL
+    say_resume(run, t, out)
     if cfg.train.method == "full":
         result = train_dpo(sft_checkpoint, data, out, cfg.train)
     else:
@@ -297,19 +307,31 @@ def warmup_metrics(shared: Path) -> dict[str, float] | None:
     return json.loads(path.read_text())["metrics"] if path.is_file() else None
 
 
+def load_split(run: RunDir, bench: Benchmark, split: str, limit: int | None) -> list[Problem]:
+    """One split of the recipe's data; rows skipped as malformed are named in progress.log."""
+    bench.last_load = None
+    problems = bench.load(split, run.cfg.data.source, limit)
+    report = getattr(bench, "last_load", None)
+    if report is not None and report.skipped:
+        run.log(f"{split}: {report.headline()}; skipped: {'; '.join(report.skipped[:5])}"
+                + (f" ... and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""))
+    return problems
+
+
 def run(cfg: R3VConfig) -> dict[str, Any]:
     """Run (or resume) a whole self-training run; returns the metrics summary."""
     run_dir = RunDir(cfg)
     shared = shared_warmup(cfg)
     method = get_method(cfg.run.method)
     bench = get_benchmark(cfg.data.benchmark, cfg.data.options)
+    # the data first: a wrong data.source fails before a model is built or loaded
+    train = load_split(run_dir, bench, cfg.data.train_split or bench.train_split,
+                       cfg.data.train_limit)
+    test = load_split(run_dir, bench, cfg.data.test_split or bench.test_split,
+                      cfg.data.test_limit)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(
         cfg.model, pretrained=resolve_pretrained(run_dir, bench, shared)))
     run_dir.cfg = cfg
-    train = bench.load(cfg.data.train_split or bench.train_split, cfg.data.source,
-                       cfg.data.train_limit)
-    test = bench.load(cfg.data.test_split or bench.test_split, cfg.data.source,
-                      cfg.data.test_limit)
     problems = problems_by_id(train)
     teacher = teacher_rationales(cfg, train, bench)
     if method.teacher_only and not teacher:

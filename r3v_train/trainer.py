@@ -52,6 +52,7 @@ only the main process writes files.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,10 @@ from r3v_train.train_settings import TrainSettings
 
 
 # ====================================================================== trainers
+#: a checkpoint's record of the stage's figures so far (read when the stage resumes)
+COUNTS_FILE = "r3v_counts.json"
+
+
 class _R3VTrainerMixin:
     """Length-grouped sampling and batch accounting on top of a TRL trainer."""
 
@@ -73,6 +78,7 @@ class _R3VTrainerMixin:
         self._r3v_loss_key = r3v_loss_key
         # real tokens, padded positions (all cells), loss tokens, micro-batches
         self._r3v_counts = [0, 0, 0, 0]
+        self._r3v_loss = 0.0  # the sum of training_step's losses (a tensor once training)
         super().__init__(*args, **kwargs)
 
     def _get_train_sampler(self, train_dataset=None):
@@ -92,7 +98,37 @@ class _R3VTrainerMixin:
             elif self._r3v_loss_key in inputs:
                 self._r3v_counts[2] += int(inputs[self._r3v_loss_key].sum())
             self._r3v_counts[3] += 1
-        return super().training_step(*args, **kwargs)
+        loss = super().training_step(*args, **kwargs)
+        self._r3v_loss = self._r3v_loss + loss.detach()  # summed as TRL sums its train_loss
+        return loss
+
+    def r3v_loss_sum(self) -> float:
+        """The summed step losses, averaged over processes (as transformers' train_loss)."""
+        import torch
+
+        t = torch.as_tensor(self._r3v_loss, dtype=torch.float64, device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            t = self.accelerator.reduce(t, reduction="mean")
+        return float(t)
+
+    def _save_checkpoint(self, model, trial):
+        """The checkpoint, plus the figures so far (counts, summed loss): a resumed stage then
+        reports the whole stage, not the steps after the restart."""
+        super()._save_checkpoint(model, trial)
+        counts, loss = self.r3v_counts(), self.r3v_loss_sum()
+        if self.accelerator.is_main_process:
+            folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+            (folder / COUNTS_FILE).write_text(json.dumps({"counts": counts, "loss_sum": loss}))
+
+    def r3v_restore(self, checkpoint: Path | None) -> None:
+        """Start from the figures saved with ``checkpoint`` (main process: the summed figures;
+        the others: zero), when there are any."""
+        saved = checkpoint / COUNTS_FILE if checkpoint is not None else None
+        if saved is None or not saved.is_file() or not self.accelerator.is_main_process:
+            return
+        info = json.loads(saved.read_text())
+        self._r3v_counts = [int(x) for x in info["counts"]]
+        self._r3v_loss = float(info["loss_sum"]) * self.accelerator.num_processes
 
     def r3v_counts(self) -> list[int]:
         """The batch counts summed over all processes."""
@@ -230,6 +266,7 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
                   r3v_seed=settings.seed,
                   r3v_loss_key="labels" if kind == "sft" else "completion_mask")
     stage.check_vision_frozen(trainer.model, settings)
+    trainer.r3v_restore(checkpoint)
     ctx = {"kind": kind, "settings": settings, "out": out, "rows": len(rows),
            "kept": len(keep), "lengths": lengths, "checkpoint": checkpoint, "fields": fields}
     return trainer, ctx
@@ -238,11 +275,14 @@ def _prepare(kind: str, base_model_path, records, out_dir, settings: TrainSettin
 def _finish(trainer, ctx, output, runtime: float) -> TrainResult:
     settings: TrainSettings = ctx["settings"]
     real, positions, loss_tokens, batches = trainer.r3v_counts()
+    loss_sum = trainer.r3v_loss_sum()
     last_log = next((e for e in reversed(trainer.state.log_history) if "loss" in e), {})
     metrics: dict[str, Any] = {
         "kind": ctx["kind"],
         "method": settings.method,
         **stage.run_metrics(trainer, output, runtime, ctx["checkpoint"]),
+        # over the whole stage, restarts included (transformers' counts the last start only)
+        "train_loss": loss_sum / max(trainer.state.global_step, 1),
         "last_logged_loss": last_log.get("loss"),
         "num_examples": ctx["rows"],
         "num_trained_examples": ctx["kept"],

@@ -537,7 +537,9 @@ def test_kill_and_resume_loses_and_redoes_nothing(tmp_path):
     # 2) resume; kill during training of iteration 1, once a checkpoint exists
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt_dir = out / "iter_1" / "model"
-    assert wait_for(lambda: ckpt_dir.exists() and any(ckpt_dir.glob("checkpoint-*")), proc)
+    # a complete checkpoint (its trainer_state.json is written last)
+    assert wait_for(lambda: ckpt_dir.exists()
+                    and any(ckpt_dir.glob("checkpoint-*/trainer_state.json")), proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (ckpt_dir / "DONE").exists()
@@ -555,6 +557,35 @@ def test_kill_and_resume_loses_and_redoes_nothing(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [h["iteration"] for h in metrics["history"]] == [0, 1]
     assert metrics["history"][1]["train"]
+    assert "iteration 1: resuming from checkpoint-" in text
+
+    # 4) the interrupted run's metrics.json is an uninterrupted run's, train figures included
+    whole = tmp_path / "whole"
+    res = subprocess.run([*cmd[:-2], "--set", "data.test_limit=4", "--set",
+                          f"run.out_dir={whole}"], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    # timings, memory, where it resumed, and transformers' logging window (the loss logged
+    # last averages the steps since the last log or the restart, whichever came later)
+    volatile = {"train_runtime_s", "tokens_per_s", "samples_per_s", "resumed_from", "reused",
+                "peak_rss_gb", "peak_gpu_memory_gb", "log_history", "last_logged_loss"}
+
+    def steady(value):
+        if isinstance(value, dict):
+            return {k: steady(v) for k, v in value.items() if k not in volatile}
+        if isinstance(value, list):
+            return [steady(v) for v in value]
+        return round(value, 5) if isinstance(value, float) else value
+
+    def differences(a, b, path=""):
+        if isinstance(a, dict) and isinstance(b, dict):
+            return [d for k in sorted(set(a) | set(b))
+                    for d in differences(a.get(k), b.get(k), f"{path}.{k}")]
+        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{path}[{i}]")]
+        return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+    assert differences(steady(metrics), steady(json.loads((whole / "metrics.json").read_text()))) == []
 
 
 def test_two_processes_shard_the_pool_and_match_one_process(tmp_path):

@@ -317,8 +317,16 @@ def test_interrupted_run_resumes_from_its_checkpoint(tiny_qwen, tmp_path):
     result = train_sft(tiny_qwen, examples, out, s, progress=False)
     m = result.metrics
     assert m["resumed_from"].endswith("checkpoint-1")
-    assert m["global_step"] == 2 and m["micro_batches"] == 1  # only the missing step ran
+    assert m["global_step"] == 2 and m["micro_batches"] == 2  # the whole stage's figures
     assert (out / "DONE").is_file() and not list(out.glob("checkpoint-*"))
+    # an interrupted stage reports what an uninterrupted one does (timings aside)
+    whole = train_sft(tiny_qwen, examples, tmp_path / "whole", s, progress=False).metrics
+    timing = {"train_runtime_s", "tokens_per_s", "samples_per_s", "resumed_from",
+              "peak_rss_gb", "peak_gpu_memory_gb", "log_history"}
+    assert {k: v for k, v in m.items() if k not in timing} == pytest.approx(
+        {k: v for k, v in whole.items() if k not in timing})
+    assert [e.get("loss") for e in m["log_history"]] == pytest.approx(
+        [e.get("loss") for e in whole["log_history"]])
 
 
 def test_full_finetuning_resumes_with_the_checkpoints_weights(tiny_qwen, tmp_path):

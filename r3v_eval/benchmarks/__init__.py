@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 import pkgutil
+import typing
 from typing import Any
 
 from r3v_eval.benchmarks.base import (  # noqa: F401
@@ -48,7 +50,33 @@ def get_benchmark(name: str, options: dict[str, Any] | None = None) -> Benchmark
     if unknown:
         raise TypeError(f"benchmark {key!r} takes no option {unknown[0]!r}; it takes: "
                         f"{', '.join(accepted) or 'none'}")
+    _check_option_types(cls, options)
     return cls(**options)
+
+
+def _check_option_types(cls: type, options: dict[str, Any]) -> None:
+    """A ``TypeError`` naming an option whose value is not of the plainly annotated type
+    (int, float, str, bool) the benchmark takes, e.g. ``seed: x``."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except (NameError, TypeError):  # an annotation that does not resolve: nothing to check
+        return
+    for name, value in options.items():
+        want = hints.get(name)
+        if want is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif want is float:
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  and math.isfinite(value))
+        elif want in (str, bool):
+            ok = isinstance(value, want)
+        else:
+            continue
+        if not ok:
+            raise TypeError(f"option {name!r} must be {_TYPE_WORDS[want]}, got {value!r}")
+
+
+_TYPE_WORDS = {int: "an integer", float: "a finite number", str: "a string", bool: "true/false"}
 
 
 def benchmark_names() -> list[str]:

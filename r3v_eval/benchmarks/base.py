@@ -85,10 +85,20 @@ class LoadReport:
     source: str
     kept: int = 0
     skipped: list[str] = field(default_factory=list)
+    #: rows past a ``limit``, not read: they count in the share of skipped rows (a limit of
+    #: 24 must not turn one bad row in 200 into an abort)
+    unread: int = 0
 
     @property
     def rows(self) -> int:
-        return self.kept + len(self.skipped)
+        return self.kept + len(self.skipped) + self.unread
+
+    def headline(self) -> str:
+        """The skip count in one line."""
+        past = f"; {self.unread} rows past the limit counted, not parsed" if self.unread else ""
+        return (f"{self.benchmark}: {len(self.skipped)} of {self.rows} rows read from "
+                f"{self.source} are malformed or have an unreadable picture "
+                f"({len(self.skipped) / self.rows:.1%}){past}")
 
     def add(self, build: Callable[[], Problem]) -> Problem | None:
         """``build()``'s problem, or None (and the reason recorded) when it raises DataError."""
@@ -109,8 +119,7 @@ class LoadReport:
         listed = "\n  ".join(self.skipped[:MAX_LISTED_SKIPS])
         if n > MAX_LISTED_SKIPS:
             listed += f"\n  ... and {n - MAX_LISTED_SKIPS} more"
-        head = (f"{self.benchmark}: {n} of {self.rows} rows read from {self.source} are "
-                f"malformed or have an unreadable picture ({share:.1%})")
+        head = self.headline()
         if share > max_fraction:
             raise DataError(f"{head}, above the {max_fraction:.0%} limit; fix or remove them:"
                             f"\n  {listed}")
@@ -238,6 +247,8 @@ class Benchmark:
         out: list[Problem] = []
         for i, row in enumerate(rows):
             if limit is not None and len(out) >= limit:
+                size = getattr(rows, "__len__", None)
+                report.unread += size() - i if size else 0  # the rest counts in the share
                 break
             if not self.keep_hub_row(row):
                 continue
@@ -390,7 +401,8 @@ def load_local(bench: Benchmark, source: str | Path, split: str,
     problems: list[Problem] = []
     for _, where, line in iter_jsonl_lines(path):
         if limit is not None and len(problems) >= limit:
-            break
+            report.unread += 1  # counted, not parsed: the limit is reached
+            continue
         problem = report.add(
             lambda: bench.problem_from_local(parse_json_object(line, where), path.parent, where))
         if problem is not None:

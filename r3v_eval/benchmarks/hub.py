@@ -42,7 +42,14 @@ def load_split(repo_id: str, config: str | None, split: str, **kwargs: Any):
     undecoded."""
     import datasets  # heavy import, only when really loading
 
-    ds = datasets.load_dataset(repo_path(repo_id), config, split=split, **kwargs)
+    try:
+        ds = datasets.load_dataset(repo_path(repo_id), config, split=split, **kwargs)
+    except ConnectionError as exc:  # no network, or HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"cannot read the hub data set {repo_id} ({reason}); without network, set "
+            f"data.source to a local copy in the canonical schema, or {MIRROR_ENV} to a "
+            "folder of hub snapshots") from None
     return undecoded_images(ds)
 
 

@@ -12,6 +12,7 @@ is found when the benchmark loads, not mid-run.
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,36 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from r3v_eval.benchmarks.errors import DataError
 
 BACKGROUND = (255, 255, 255)
+#: the smallest picture side (pixels) a model is given; smaller is a skipped, named row
+MIN_SIDE = 4
+#: the most extreme width : height ratio (Qwen's processors refuse more than 200)
+MAX_ASPECT = 200
+#: the most pixels a picture keeps when opened (16.8 MP, 4096 x 4096): larger ones are resized
+#: down, keeping their shape, with a counted warning (the processors' max_pixels then bounds
+#: the image tokens; this bounds the memory of the decoded picture itself)
+MAX_PIXELS = 4096 * 4096
+#: how many pictures this process has resized down (the count the warning gives)
+resized = 0
+
+logger = logging.getLogger(__name__)
+
+
+def within_bounds(image: Image.Image, where: str) -> Image.Image:
+    """``image`` when its size is sane; resized down (counted, warned) when over
+    :data:`MAX_PIXELS`; a :class:`DataError` naming ``where`` when it is degenerate."""
+    global resized
+    w, h = image.size
+    if min(w, h) < MIN_SIDE or max(w, h) > MAX_ASPECT * min(w, h):
+        raise DataError(f"{where}: picture of {w}x{h} pixels is too small or too thin "
+                        f"(each side >= {MIN_SIDE}, ratio <= {MAX_ASPECT})")
+    if w * h <= MAX_PIXELS:
+        return image
+    scale = (MAX_PIXELS / (w * h)) ** 0.5
+    image = image.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC)
+    resized += 1
+    logger.warning("%s: picture of %dx%d pixels resized to %dx%d (over %d pixels; %d resized so "
+                   "far)", where, w, h, *image.size, MAX_PIXELS, resized)
+    return image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -46,7 +77,7 @@ def open_image(value: Any, where: str) -> Image.Image:
     the bytes are not a readable picture."""
     if isinstance(value, Image.Image):
         try:
-            return to_rgb(value)
+            return within_bounds(to_rgb(value), where)
         except OSError as exc:  # a lazily opened file that turns out truncated
             raise DataError(f"{where}: unreadable image ({exc})") from None
     if isinstance(value, dict):
@@ -75,11 +106,19 @@ def _decode(source: Any, where: str, name: str) -> Image.Image:
     lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(source) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:  # JPEG: decode at a reduced scale, never the whole picture
+                scale = (MAX_PIXELS / (w * h)) ** 0.5
+                im.draft("RGB", (int(w * scale) + 1, int(h * scale) + 1))
             im.load()
-            return to_rgb(im)
+            return within_bounds(to_rgb(im), f"{where}: {name}")
     except UnidentifiedImageError:
         raise DataError(f"{where}: unreadable image {name} (not a picture format PIL reads)"
                         ) from None
+    except DataError:  # out of bounds: already named
+        raise
+    except Image.DecompressionBombError as exc:  # far over any sane size: refused unread
+        raise DataError(f"{where}: picture {name} is too large to open ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged file
         raise DataError(f"{where}: unreadable image {name} ({type(exc).__name__}: {exc})") from None
     finally:

@@ -25,7 +25,7 @@ class IntegerBenchmark(Benchmark):
 
     def match(self, extracted: str, problem: Problem) -> bool:
         gold = answers.parse_number(problem.answer)
-        return gold is not None and float(extracted) == gold
+        return gold is not None and answers.parse_number(extracted) == gold  # exact for integers
 
 
 class RelaxedBenchmark(Benchmark):

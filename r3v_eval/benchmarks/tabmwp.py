@@ -78,9 +78,10 @@ def gold_number(answer: str) -> float | None:
     text = text.replace(",", "")
     try:
         if "/" in text:
-            num, den = text.split("/", 1)
-            return float(num) / float(den)
-        return float(text)
+            num, den = (answers.exact_number(t) for t in text.split("/", 1))
+            exact = isinstance(num, int) and isinstance(den, int) and den and num % den == 0
+            return num // den if exact else num / den
+        return answers.exact_number(text)  # an int keeps every digit
     except (ValueError, ZeroDivisionError):
         return None
 

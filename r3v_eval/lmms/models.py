@@ -41,10 +41,23 @@ from r3v_eval import strategies
 from r3v_eval.benchmarks.base import Problem
 from r3v_eval.engines import Sampling, load_engine
 from r3v_eval.lmms import docs as _docs
+from r3v_eval.lmms import tasks_dir
 from r3v_eval.lmms.args import SAMPLING_KEYS, ModelArgs, parse_model_args
 
 
 #: stop strings r3v models honour implicitly (they always stop at the end of the turn)
+def task_generation_defaults() -> dict[str, Any]:
+    """The ``generation_kwargs`` every r3v task sets (``tasks/_default_template_yaml``)."""
+    import yaml
+
+    class _Tags(yaml.SafeLoader):  # the template's ``!function`` tags are not read here
+        pass
+
+    _Tags.add_multi_constructor("!", lambda loader, suffix, node: None)
+    text = (tasks_dir() / "_default_template_yaml").read_text(encoding="utf-8")
+    return dict(yaml.load(text, Loader=_Tags).get("generation_kwargs") or {})
+
+
 END_OF_TURN = ("<|im_end|>", "</s>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
 
 
@@ -155,8 +168,12 @@ class R3VModel(lmms):
 
     def _report_gen_kwargs(self, requests: Sequence[Instance]) -> None:
         reported: set[str] = self.__dict__.setdefault("_gen_kwargs_reported", set())
+        defaults = task_generation_defaults()
         for req in requests:
             gen_kwargs = req.args[1] if len(req.args) > 1 and isinstance(req.args[1], dict) else {}
+            # the r3v tasks' own defaults are for other models: only what the user set counts
+            gen_kwargs = {k: v for k, v in gen_kwargs.items()
+                          if k not in defaults or defaults[k] != v}
             key = json.dumps(gen_kwargs, sort_keys=True, default=str)
             if key in reported:
                 continue

@@ -35,6 +35,7 @@ from r3v_eval.provenance import write_atomic
 from r3v_train.config import ConfigError, R3VConfig
 from r3v_train.demo.perception import perception_rows
 from r3v_train.demo.shipped import SHIPPED_PREFIX, export_base, seal, shipped_model
+from r3v_train.model_source import check_pretrained
 from r3v_train.rundir import RunDir, barrier
 from r3v_train.tiny import INFO_FILE, build_tiny_model
 from r3v_train.train_settings import TrainSettings
@@ -51,7 +52,7 @@ def resolve_pretrained(run: RunDir, bench: Benchmark, shared: Path | None) -> st
     if spec.startswith(SHIPPED_PREFIX):
         return str(shipped_model(spec))
     if not spec.startswith("tiny:"):
-        return spec
+        return check_pretrained(spec)
     parts = spec.split(":")
     if len(parts) != 3:
         raise ConfigError(f"model.pretrained: {spec!r} is not tiny:<arch>:<size>")
