@@ -99,6 +99,25 @@ def select_reply(answer: str, target: str = "answer") -> str:
     return answer_line(answer) if target == "answer_line" else answer
 
 
+def parse_rationale(reply: str) -> tuple[list[str], str] | None:
+    """The inverse of :func:`format_rationale`: a reply's step texts (numbers stripped) and its
+    answer text, or None when the reply is not in that format (steps not numbered 1, 2, ... in
+    order, or no blank line and answer line after them)."""
+    text = reply.strip()
+    if text.startswith(SOLUTION_HEAD):
+        text = text[len(SOLUTION_HEAD):]
+    body, sep, answer = text.partition("\n\n" + answer_line(""))
+    if not sep:
+        return None
+    steps = []
+    for i, line in enumerate(body.split("\n"), 1):
+        head = f"{i}. "
+        if not line.startswith(head):
+            return None
+        steps.append(line[len(head):])
+    return steps, answer
+
+
 def format_rationale(steps: Sequence[str], answer: str, style: str = "qwen") -> str:
     """A solution in the paper's format: numbered steps, a blank line, then "Answer:"."""
     check_style(style)

@@ -229,8 +229,16 @@ def count(text: str) -> int:
     return value
 
 
+#: ``r3v --help``'s description (for users; the module docstring is for developers)
+DESCRIPTION = ("r3v trains vision-language models to improve their own reasoning (R³V "
+               "self-training) and evaluates them with lmms-eval. Main commands: `r3v demo` "
+               "(a small end-to-end run, no network), `r3v train --recipe FILE` (self-training), "
+               "`r3v eval --model r3v_select --tasks ...` (evaluation) and `r3v leaderboard` "
+               "(comparison tables).")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="r3v", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="r3v", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("score", help="re-score saved replies (JSONL) for one benchmark")
@@ -265,13 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
     # lazy: imported when the command runs (`r3v --help` stays light)
     from r3v_train.tiny import ARCHS, SIZES  # import-light: no torch / transformers at module level
 
-    p.add_argument("--arch", required=True, choices=list(ARCHS))
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--arch", required=True, choices=list(ARCHS),
+                   help="the real model family whose architecture the tiny model copies")
+    p.add_argument("--out", required=True, type=Path,
+                   help="folder to write the model to (config, weights, processor)")
 
     p.add_argument("--size", default="tiny", choices=list(SIZES),
                    help="tiny (tests), small (learns the shapes task), tiny-vllm (tiny with a "
                         "text head size vLLM's CPU kernel accepts)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default: 0)")
     p.add_argument("--tie-embeddings", dest="tie_embeddings", default=None,
                    action=argparse.BooleanOptionalAction,
                    help="share input embeddings and output head (default: as the real model: "
@@ -302,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_pretrain)
 
     p = sub.add_parser("demo", help="the embedded default: self-improvement on shapes, no network")
-    p.add_argument("--out", type=Path, default=Path("r3v_demo"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("r3v_demo"),
+                   help="folder for the demo's runs and its report (default: r3v_demo)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the data, sampling and training (default: 0)")
     p.add_argument("--quick", action="store_true", help="a short run (CI smoke test)")
     p.add_argument("--pretrain", action="store_true",
                    help="first rebuild the shipped base (r3v pretrain; about 30 minutes on 2 cores)")

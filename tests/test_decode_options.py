@@ -21,7 +21,8 @@ def test_recipe_sampling_decode():
         _config({"backend": "vllm", "decode": "graph"})
 
 
-def test_model_args_decode():
+def test_model_args_decode(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # "m": a hub id, passed through when online
     assert parse_model_args("r3v_majority", {"pretrained": "m"}).engine_kwargs().get("decode") is None
     args = parse_model_args("r3v_majority", {"pretrained": "m", "decode": "graph"})
     assert args.decode == "graph" and args.engine_kwargs()["decode"] == "graph"

@@ -59,7 +59,8 @@ def test_lmms_eval_resolves_the_models():
 
 
 # ---------------------------------------------------------------- model_args
-def test_model_args_defaults_and_conversion():
+def test_model_args_defaults_and_conversion(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # "m": a hub id, passed through when online
     a = parse_model_args("r3v_select", {"pretrained": "m"})
     assert (a.n, a.temperature, a.top_p, a.top_k, a.max_new_tokens) == (3, 0.9, 0.95, 50, 384)
     assert (a.backend, a.prompt_style, a.batch_size, a.select_max_new_tokens) == ("hf", "qwen", 1, 64)

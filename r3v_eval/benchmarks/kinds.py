@@ -1,4 +1,5 @@
-"""Scoring families shared by several benchmarks: integer, relaxed numeric, multiple choice.
+"""Scoring families shared by several benchmarks: integer, relaxed numeric, multiple choice;
+and the base of the synthetic worlds, whose splits are generated in memory.
 
 A benchmark module picks one family and adds its data mapping and prompt wording.
 """
@@ -126,3 +127,50 @@ class ChoiceBenchmark(Benchmark):
     def match(self, extracted: str, problem: Problem) -> bool:
         gold = self.gold_letter(problem)
         return gold is not None and extracted == gold
+
+
+class GeneratedBenchmark(IntegerBenchmark):
+    """A synthetic world with integer answers whose splits are generated in memory,
+    deterministically from a seed (``load(split)``), or read from canonical local files
+    (``load(split, source=DIR)``). A world sets ``default_sizes`` (problems per split) and
+    implements :meth:`make_problems`."""
+
+    hub_id = None
+    default_sizes: dict[str, int] = {}
+
+    def set_sizes(self, seed: int, sizes: dict[str, int] | None) -> None:
+        """Keep the data seed and the problems per split (``sizes`` overrides the defaults);
+        an unknown split or a count below 0 is an error naming it."""
+        self.seed = seed
+        unknown = sorted(set(sizes or {}) - set(self.default_sizes))
+        if unknown:
+            raise ValueError(f"{self.name} sizes: unknown split {unknown[0]!r}; known: "
+                             f"{', '.join(self.default_sizes)}")
+        self.sizes = {**self.default_sizes, **(sizes or {})}
+        bad = {k: v for k, v in self.sizes.items()
+               if isinstance(v, bool) or not isinstance(v, int) or v < 0}
+        if bad:
+            raise ValueError(f"{self.name} sizes: a count >= 0 per split, got {bad}")
+
+    def make_problems(self, split: str, n: int) -> list[Problem]:
+        """The first ``n`` problems of ``split``'s stream."""
+        raise NotImplementedError
+
+    def load(self, split: str | None = None, source: str | Path | None = None,
+             limit: int | None = None) -> list[Problem]:
+        """From ``source`` (canonical local files) when given, else generated in memory."""
+        split = split or self.test_split
+        if source is not None:
+            return super().load(split, source, limit)
+        return self.generate(split, limit)
+
+    def generate(self, split: str, limit: int | None = None) -> list[Problem]:
+        split = {"validation": "val", "dev": "val"}.get(split, split)
+        if split not in self.sizes:
+            raise DataError(f"benchmark {self.name!r} has no split {split!r}; known: "
+                            f"{', '.join(sorted(self.sizes))}")
+        n = self.sizes[split] if limit is None else min(limit, self.sizes[split])
+        return self.make_problems(split, n)
+
+    def load_hub(self, split: str, limit: int | None = None) -> list[Problem]:
+        return self.generate(split, limit)

@@ -5,7 +5,9 @@ lmms-eval parses ``key=value,...`` with ``simple_parse_args_string``, so values 
 and adds ``batch_size`` (a string when given on the command line, the int 1 otherwise),
 ``device`` and ``max_batch_size`` from its own flags. :func:`parse_model_args` converts and
 validates all of them *before* any model loads; a wrong key or value is a ``ValueError`` that
-names the model and the key.
+names the model and the key. Last, ``pretrained`` is resolved as recipes resolve
+``model.pretrained`` (:func:`r3v_eval.model_source.resolve_model`): ``shipped:<name>`` becomes
+the shipped folder (checksums verified), and a missing folder is one line naming it.
 
 This module imports nothing heavy, so the checks are cheap to test.
 """
@@ -19,6 +21,7 @@ from typing import Any
 
 from r3v_eval.engines import BACKENDS
 from r3v_eval.engines.base import DTYPES, PAPER_SAMPLING
+from r3v_eval.model_source import resolve_model
 from r3v_eval.prompts import PROMPT_STYLES, SELECT_CHOICES, SELECT_TARGETS
 
 #: Keys that only the vLLM backend understands.
@@ -232,4 +235,6 @@ def parse_model_args(model_name: str, raw: dict[str, Any]) -> ModelArgs:
     if args.min_pixels is not None and args.max_pixels is not None and args.min_pixels > args.max_pixels:
         raise ValueError(f"{model_name}: model_args min_pixels={args.min_pixels} is larger than "
                          f"max_pixels={args.max_pixels}")
+    # a ModelSourceError (a ValueError): no such folder, an unknown or changed shipped model
+    args.pretrained = resolve_model(args.pretrained, what=f"{model_name}: model_args pretrained")
     return args

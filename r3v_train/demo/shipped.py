@@ -1,36 +1,31 @@
 """What the project ships for the demo: its recipes (``recipes/demo/``) and its models
 (``model.pretrained: shipped:<name>``) in ``assets/``, each model folder sealed with the
-SHA-256 of every file (:func:`seal`) and checked on every use (:func:`shipped_model`)."""
+SHA-256 of every file (:func:`seal`) and checked on every use (:func:`shipped_model`, whose
+lookup lives in :mod:`r3v_eval.model_source` so ``--model_args pretrained=shipped:<name>``
+resolves the same way)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
-from r3v_eval import run_files
+from r3v_eval import model_source, run_files
+from r3v_eval.model_source import CHECKSUMS, SHIPPED_PREFIX, sha256
 from r3v_train.config import ConfigError
+
+__all__ = ["ASSETS", "CHECKSUMS", "DEMO_BASE", "PRETRAIN_RECIPE", "RECIPES", "SHIPPED_PREFIX",
+           "export_base", "seal", "sha256", "shipped_model"]
 
 #: the folder of the models the project ships (``shipped:<name>``)
 ASSETS = Path(__file__).resolve().parent / "assets"
-CHECKSUMS = "SHA256SUMS"
-SHIPPED_PREFIX = "shipped:"
 #: the demo's base model (``shipped:demo_base``), written by ``r3v pretrain``
 DEMO_BASE = ASSETS / "demo_base"
 #: the demo's recipes (a checkout of the project, not the wheel)
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "demo"
 #: the recipe of ``r3v pretrain`` (the shipped base, rebuilt by ``r3v demo --pretrain``)
 PRETRAIN_RECIPE = RECIPES / "pretrain.yaml"
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_base(model_dir: str | Path, dest: str | Path, *, dtype: str = "bfloat16",
@@ -65,26 +60,9 @@ def seal(folder: Path, info: dict[str, Any] | None = None) -> None:
 
 def shipped_model(spec: str, assets: Path = ASSETS) -> Path:
     """The folder of ``shipped:<name>`` after checking every file against its ``SHA256SUMS``
-    (a missing, changed or unlisted file is an error naming it)."""
-    name = spec.removeprefix(SHIPPED_PREFIX)
-    folder = assets / name
-    sums = folder / CHECKSUMS
-    if not name or not sums.is_file():
-        known = sorted(p.parent.name for p in assets.glob(f"*/{CHECKSUMS}"))
-        raise ConfigError(f"model.pretrained: {spec!r} is not a shipped model (known: "
-                          f"{', '.join(SHIPPED_PREFIX + k for k in known) or 'none'}); "
-                          "`r3v pretrain` builds shipped:demo_base")
-    listed = {}
-    for line in sums.read_text(encoding="utf-8").splitlines():
-        digest, _, file = line.partition("  ")
-        listed[file] = digest
-    present = {p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS}
-    for file in sorted(present | set(listed)):
-        if file not in present:
-            raise ConfigError(f"{spec}: {folder / file} is missing (listed in {sums})")
-        if file not in listed:
-            raise ConfigError(f"{spec}: {folder / file} is not listed in {sums}")
-        if sha256(folder / file) != listed[file]:
-            raise ConfigError(f"{spec}: {folder / file} does not match its SHA-256 in {sums}; "
-                              "restore it from git or rebuild it with `r3v pretrain`")
-    return folder
+    (:func:`r3v_eval.model_source.shipped_model`; a missing, changed or unlisted file is an
+    error naming it)."""
+    try:
+        return model_source.shipped_model(spec, assets)
+    except model_source.ModelSourceError as exc:
+        raise ConfigError(str(exc)) from None

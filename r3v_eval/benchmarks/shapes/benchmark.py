@@ -13,11 +13,11 @@ folder.
 
 from __future__ import annotations
 
-from pathlib import Path
+
 from typing import Any
 
 from r3v_eval.benchmarks.base import DataError, Problem, register
-from r3v_eval.benchmarks.kinds import IntegerBenchmark
+from r3v_eval.benchmarks.kinds import GeneratedBenchmark
 from r3v_eval.benchmarks.shapes.rationales import (
     rationale_from_meta,
     steps_consistent,
@@ -54,11 +54,11 @@ def sample_to_problem(sample: ShapesSample, config: ShapesConfig | None = None,
 
 
 @register
-class ShapesBenchmark(IntegerBenchmark):
+class ShapesBenchmark(GeneratedBenchmark):
     """Counting + arithmetic over synthetic shape pictures; integer answers."""
 
     name = NAME
-    hub_id = None
+    default_sizes = DEFAULT_SIZES
     cot_ending = "answer the question using a single numerical value."
     select_instruction = "Which prediction is correct? Give the final answer with a single numerical value."
 
@@ -70,37 +70,16 @@ class ShapesBenchmark(IntegerBenchmark):
         if isinstance(config, dict):
             config = ShapesConfig(**config)
         self.config = config or ShapesConfig()
-        self.seed = seed
-        unknown = sorted(set(sizes or {}) - set(DEFAULT_SIZES))
-        if unknown:
-            raise ValueError(f"shapes sizes: unknown split {unknown[0]!r}; known: "
-                             f"{', '.join(DEFAULT_SIZES)}")
-        self.sizes = {**DEFAULT_SIZES, **(sizes or {})}
+        self.set_sizes(seed, sizes)
 
     @property
     def question_templates(self) -> list[str]:
         """The question templates this world draws from (``data.teacher_templates`` names them)."""
         return self.config.active_templates()
 
-    def load(self, split: str | None = None, source: str | Path | None = None,
-             limit: int | None = None) -> list[Problem]:
-        """From ``source`` (canonical local files) when given, else generated in memory."""
-        split = split or self.test_split
-        if source is not None:
-            return super().load(split, source, limit)
-        return self.generate(split, limit)
-
-    def generate(self, split: str, limit: int | None = None) -> list[Problem]:
-        split = {"validation": "val", "dev": "val"}.get(split, split)
-        if split not in self.sizes:
-            raise DataError(f"benchmark 'shapes' has no split {split!r}; known: "
-                            f"{', '.join(sorted(self.sizes))}")
-        n = self.sizes[split] if limit is None else min(limit, self.sizes[split])
+    def make_problems(self, split: str, n: int) -> list[Problem]:
         samples = generate_samples(n, split, self.seed, self.config)
         return [sample_to_problem(s, self.config) for s in samples]
-
-    def load_hub(self, split: str, limit: int | None = None) -> list[Problem]:
-        return self.generate(split, limit)
 
     @staticmethod
     def teacher_rationale(problem: Problem, style: str = "qwen") -> str:

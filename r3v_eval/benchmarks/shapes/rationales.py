@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from r3v_eval.benchmarks.shapes.world import be, count, matches, noun
-from r3v_eval.prompts import SOLUTION_HEAD, answer_line, format_rationale
+from r3v_eval.prompts import format_rationale, parse_rationale
 
 
 def rationale_steps(objects: Sequence[Mapping[str, Any]], ops: Sequence[Mapping[str, Any]],
@@ -64,18 +64,10 @@ def steps_consistent(reply: str, question: str) -> bool:
     value. It reads the reply only, never the picture: a wrong count that is carried through
     correctly passes, "5 + 2 = 6." or "2 - 2 = 1." or an answer the chain did not reach does
     not."""
-    text = reply.strip()
-    if text.startswith(SOLUTION_HEAD):
-        text = text[len(SOLUTION_HEAD):]
-    body, sep, answer = text.partition("\n\n" + answer_line(""))
-    if not sep:
+    parsed = parse_rationale(reply)
+    if parsed is None:
         return False
-    steps = []
-    for i, line in enumerate(body.split("\n"), 1):
-        head = f"{i}. "
-        if not line.startswith(head):
-            return False
-        steps.append(line[len(head):])
+    steps, answer = parsed
     first = _COUNT_LINE.fullmatch(steps[0])
     if not first:
         return False

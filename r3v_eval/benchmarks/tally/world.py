@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from r3v_eval.errors import R3VError
-from r3v_eval.prompts import SOLUTION_HEAD, answer_line, format_rationale
+from r3v_eval.prompts import format_rationale, parse_rationale
 
 #: distinct, saturated colours (RGB) in the order the knobs pick them
 COLORS: dict[str, tuple[int, int, int]] = {
@@ -165,18 +165,10 @@ def chain_items(reply: str) -> list[Item] | None:
     starting from the running total (0 at first), a last line naming the last item, and an
     answer line stating the total. It reads the reply only, never the picture: a miscounted
     cell carried through correctly holds together."""
-    text = reply.strip()
-    if text.startswith(SOLUTION_HEAD):
-        text = text[len(SOLUTION_HEAD):]
-    body, sep, answer = text.partition("\n\n" + answer_line(""))
-    if not sep:
+    parsed = parse_rationale(reply)
+    if parsed is None:
         return None
-    steps = []
-    for i, line in enumerate(body.split("\n"), 1):
-        head = f"{i}. "
-        if not line.startswith(head):
-            return None
-        steps.append(line[len(head):])
+    steps, answer = parsed
     if len(steps) < 2:
         return None
     items: list[Item] = []
