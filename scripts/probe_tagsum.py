@@ -6,7 +6,7 @@ a few STaR-style iterations (sample lists of every length, keep right answers, t
     SEED=0 K0=3 STEPS=1500 ITERS=1 THREADS=2 .venv/bin/python scripts/probe_tagsum.py
 
 Writes the per-length figures to $OUT (default tagsum_s<SEED>_k<K0>_l<LAYERS>.json)."""
-import os, random, sys, time, json
+import os, random, time, json
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 torch.set_num_threads(int(os.environ.get("THREADS", "1")))
