@@ -69,3 +69,14 @@ def load_benchmark(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def no_eos(engine):
+    """Let every sequence of a random-weight model run to max_new_tokens: no end-of-sequence, and
+    never a special or whitespace-only token (they decode to nothing after strip)."""
+    engine.model.generation_config.eos_token_id = None
+    tok = engine.processor.tokenizer
+    blank = {i for i in range(len(tok)) if not tok.decode([i]).strip()}
+    engine.model.generation_config.suppress_tokens = sorted(
+        blank | set(tok.all_special_ids) | set(tok.added_tokens_decoder))
+    return engine

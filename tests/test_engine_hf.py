@@ -5,6 +5,7 @@ from PIL import Image
 
 from r3v_eval.engines.base import GenRequest, Sampling
 from r3v_eval.engines.hf import HFEngine
+from helpers import no_eos
 
 pytestmark = pytest.mark.slow
 
@@ -19,26 +20,17 @@ def _requests():
     ]
 
 
-def _no_eos(engine):
-    # random weights often emit end-of-turn at once; let every sequence run to max_new_tokens
-    # and never pick a special or whitespace-only token (they decode to nothing after strip)
-    engine.model.generation_config.eos_token_id = None
-    tok = engine.processor.tokenizer
-    blank = {i for i in range(len(tok)) if not tok.decode([i]).strip()}
-    engine.model.generation_config.suppress_tokens = sorted(
-        blank | set(tok.all_special_ids) | set(tok.added_tokens_decoder))
-    return engine
 
 
 @pytest.fixture(scope="module")
 def engine(tiny_qwen):
-    return _no_eos(HFEngine(str(tiny_qwen), device="cpu", batch_size=4))
+    return no_eos(HFEngine(str(tiny_qwen), device="cpu", batch_size=4))
 
 
 def test_batched_greedy_matches_one_at_a_time(engine, tiny_qwen):
     reqs = _requests()
     batched = engine.generate(reqs, Sampling(max_new_tokens=6), progress=False)
-    single = _no_eos(HFEngine(str(tiny_qwen), device="cpu", batch_size=1))
+    single = no_eos(HFEngine(str(tiny_qwen), device="cpu", batch_size=1))
     alone = single.generate(reqs, Sampling(max_new_tokens=6), progress=False)
     assert [len(r) for r in batched] == [1, 1, 1, 1]
     assert all(r[0] for r in batched), "each request must get a non-empty completion"
@@ -65,7 +57,7 @@ def test_samples_do_not_depend_on_batching(engine, tiny_qwen):
     reqs = _requests()
     s = Sampling(n=3, temperature=1.0, top_p=0.9, top_k=20, max_new_tokens=8, seed=5)
     together = engine.generate(reqs, s, progress=False)
-    single = _no_eos(HFEngine(str(tiny_qwen), device="cpu", batch_size=1))
+    single = no_eos(HFEngine(str(tiny_qwen), device="cpu", batch_size=1))
     alone = single.generate(reqs, s, progress=False)
     reversed_order = engine.generate(reqs[::-1], s, progress=False)[::-1]
     subset = engine.generate([reqs[2], reqs[0]], s, progress=False)
@@ -137,14 +129,14 @@ def test_lora_adapter_changes_generation(tiny_qwen, tmp_path):
     peft_model.save_pretrained(tmp_path / "adapter")
 
     reqs = _requests()[:2]
-    base = _no_eos(HFEngine(str(tiny_qwen), device="cpu"))
-    tuned = _no_eos(HFEngine(str(tiny_qwen), device="cpu", adapter=str(tmp_path / "adapter")))
+    base = no_eos(HFEngine(str(tiny_qwen), device="cpu"))
+    tuned = no_eos(HFEngine(str(tiny_qwen), device="cpu", adapter=str(tmp_path / "adapter")))
     s = Sampling(max_new_tokens=6)
     assert base.generate(reqs, s, progress=False) != tuned.generate(reqs, s, progress=False)
 
 
 def test_llava_generates_with_images(tiny_llava):
-    eng = _no_eos(HFEngine(str(tiny_llava), device="cpu", batch_size=2))
+    eng = no_eos(HFEngine(str(tiny_llava), device="cpu", batch_size=2))
     out = eng.generate(_requests()[:3], Sampling(n=2, temperature=1.0, max_new_tokens=5, seed=0),
                        progress=False)
     assert [len(r) for r in out] == [2, 2, 2] and all(all(x for x in r) for r in out)
@@ -155,8 +147,8 @@ def test_newer_families_generate_and_sample_independently_of_batching(arch, tmp_
     from r3v_train.tiny import build_tiny_model
 
     path = str(build_tiny_model(arch, tmp_path / arch))
-    batched = _no_eos(HFEngine(path, device="cpu", batch_size=4))
-    single = _no_eos(HFEngine(path, device="cpu", batch_size=1))
+    batched = no_eos(HFEngine(path, device="cpu", batch_size=4))
+    single = no_eos(HFEngine(path, device="cpu", batch_size=1))
     reqs = _requests()
     greedy = batched.generate(reqs, Sampling(max_new_tokens=5), progress=False)
     assert greedy == single.generate(reqs, Sampling(max_new_tokens=5), progress=False)

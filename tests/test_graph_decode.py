@@ -12,6 +12,7 @@ from PIL import Image
 
 from r3v_eval.engines.base import GenRequest, Sampling
 from r3v_eval.engines.hf import HFEngine
+from helpers import no_eos
 
 pytestmark = pytest.mark.slow
 
@@ -28,13 +29,6 @@ def _requests():
     ]
 
 
-def _no_eos(engine):
-    engine.model.generation_config.eos_token_id = None
-    tok = engine.processor.tokenizer
-    blank = {i for i in range(len(tok)) if not tok.decode([i]).strip()}
-    engine.model.generation_config.suppress_tokens = sorted(
-        blank | set(tok.all_special_ids) | set(tok.added_tokens_decoder))
-    return engine
 
 
 def _pair(path, batch_size=4):
@@ -65,7 +59,7 @@ def test_graph_decode_gives_generates_completions(arch, request):
     served = 0
     for eos in (True, False):
         if not eos:
-            _no_eos(gen)
+            no_eos(gen)
         for s in SETTINGS:
             expected = gen.generate(reqs, s, progress=False)
             got = graph.generate(reqs, s, progress=False)
@@ -230,7 +224,7 @@ def test_step_compiles_fullgraph_without_breaks_or_syncs(tiny_qwen):
     generation) raises on any graph break or host sync; the compiled step gives the same
     completions."""
     gen, graph = _pair(tiny_qwen)
-    _no_eos(gen)
+    no_eos(gen)
     reqs = _requests()
     s = Sampling(n=3, temperature=0.9, top_p=0.95, top_k=50, max_new_tokens=6, seed=2)
     expected = gen.generate(reqs, s, progress=False)
@@ -290,7 +284,7 @@ def test_other_families_and_settings_fall_back_once(tiny_llava, tiny_qwen, caplo
     assert graph.graph_decoder().stats == []
     gen.model.generation_config.no_repeat_ngram_size = None
     gen.model.generation_config.repetition_penalty = 1.3
-    _no_eos(gen)
+    no_eos(gen)
     reqs = _requests()
     assert graph.generate(reqs, s, progress=False) == gen.generate(reqs, s, progress=False)
     assert graph.generate(reqs, Sampling(max_new_tokens=8), progress=False) == \
@@ -329,7 +323,7 @@ def test_capture_once_per_slot_then_replay(tiny_qwen, monkeypatch):
     monkeypatch.setattr(graph_decode._Slot, "capture", fake_capture)
     monkeypatch.setattr("torch.cuda.graph_pool_handle", lambda: "pool")
     gen, graph = _pair(tiny_qwen, batch_size=2)
-    _no_eos(gen)
+    no_eos(gen)
     decoder = graph.graph_decoder()
     decoder.cuda_graph, decoder.check_every = True, 16  # as on a GPU
     reqs = _requests()[:3] + [GenRequest("Which colour?", Image.new("RGB", (112, 112), "white"))]
