@@ -38,22 +38,6 @@ def load_teacher_rationales(path: str | Path) -> dict[str, str]:
     return out
 
 
-#: the recipe keys that cap a problem's meta value: (key, meta field, what a problem lacks without it)
-_CAPS = (("teacher_max_steps", "steps", "do not count their reasoning steps"),
-         ("teacher_max_level", "level", "carry no difficulty level"))
-
-
-def _over(cfg: R3VConfig, p: Problem, key: str, field: str, what: str) -> bool:
-    """Whether ``data.<key>`` is set and ``p``'s meta ``field`` exceeds it (a problem without the
-    field is an error naming the key)."""
-    cap = getattr(cfg.data, key)
-    if cap is None:
-        return False
-    if field not in (p.meta or {}):
-        raise ConfigError(f"data.{key}: problems of {cfg.data.benchmark!r} {what} (meta {field!r})")
-    return p.meta[field] > cap
-
-
 def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
                        bench: Benchmark | None = None) -> dict[str, str]:
     """The teacher rationales of the warm-up, in train order: ``data.teacher_rationales``
@@ -94,8 +78,18 @@ def teacher_rationales(cfg: R3VConfig, train: Sequence[Problem],
             continue
         if skip is not None and skip.search(p.question):
             continue
-        if any(_over(cfg, p, key, field, what) for key, field, what in _CAPS):
-            continue
+        if cfg.data.teacher_max_steps is not None:
+            if "steps" not in (p.meta or {}):
+                raise ConfigError(f"data.teacher_max_steps: problems of {cfg.data.benchmark!r} "
+                                  "do not count their reasoning steps (meta 'steps')")
+            if p.meta["steps"] > cfg.data.teacher_max_steps:
+                continue
+        if cfg.data.teacher_max_level is not None:
+            if "level" not in (p.meta or {}):
+                raise ConfigError(f"data.teacher_max_level: problems of {cfg.data.benchmark!r} "
+                                  "carry no difficulty level (meta 'level')")
+            if p.meta["level"] > cfg.data.teacher_max_level:
+                continue
         if cfg.data.teacher_per_template is not None:
             if "template" not in (p.meta or {}):
                 raise ConfigError(f"data.teacher_per_template: problems of {cfg.data.benchmark!r} "
