@@ -7,6 +7,7 @@ Each command imports what it runs inside its own function (the "lazy:" comments)
     r3v data shapes --out DIR ...              write the synthetic benchmark
     r3v data miniwob --out DIR ...             screenshots + gold actions from real MiniWoB++
     r3v tiny-model --arch qwen2_vl --out DIR   build a tiny random-weight VLM offline
+    r3v recipes [--copy DIR]                   list the shipped recipes, or copy them out
     r3v pretrain                               pre-train the demo's base (shipped:demo_base)
     r3v demo                                   the embedded default (no network)
     r3v demo-report DIR [DIR ...]              the demo across seeds, its claims per seed
@@ -205,6 +206,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    # lazy: imported when the command runs (`r3v --help` stays light)
+    from r3v_train.recipe_library import copy_recipes, listing
+
+    if args.copy is None:
+        print(listing())
+        return 0
+    writable_folder(args.copy, "--copy")
+    written = copy_recipes(args.copy)
+    print(f"wrote {len(written)} files to {args.copy}; run one with "
+          f"r3v train --recipe {args.copy / 'demo' / 'r3v.yaml'}")
+    return 0
+
+
 def writable_folder(path: Path, flag: str) -> None:
     """Create ``path`` (a folder an output goes to), or an R3VError naming it and why not."""
     # lazy: imported when the command runs (`r3v --help` stays light)
@@ -289,10 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_tiny_model)
 
     p = sub.add_parser("train", help="run (or resume) a self-training recipe")
-    p.add_argument("--recipe", required=True, type=Path, help="recipe YAML (see recipes/)")
+    p.add_argument("--recipe", required=True, type=Path,
+                   help="recipe YAML file, or a shipped recipe's name, e.g. demo/r3v (a file "
+                        "that exists wins; `r3v recipes` lists the names)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value, e.g. --set run.iterations=2 (repeatable)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("recipes", help="list the shipped recipes (names for r3v train "
+                                       "--recipe), or copy them out for editing")
+    p.add_argument("--copy", type=Path, default=None, metavar="DIR",
+                   help="write every shipped recipe and launcher config under DIR (same layout; "
+                        "a file there that differs is never overwritten)")
+    p.set_defaults(func=_cmd_recipes)
 
     # lazy: the demo's paths (torch-free), needed only when the parser is built
     from r3v_train.demo.shipped import DEMO_BASE, PRETRAIN_RECIPE
@@ -300,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("pretrain", help="pre-train the demo's tiny base VLM once (perception "
                                         "only; resumable) and ship it as shipped:demo_base")
     p.add_argument("--recipe", type=Path, default=PRETRAIN_RECIPE,
-                   help="pre-training recipe (default: recipes/demo/pretrain.yaml)")
+                   help="pre-training recipe, a file or a shipped name (default: "
+                        "demo/pretrain)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a recipe value, e.g. --set run.out_dir=/tmp/pre (repeatable)")
     p.add_argument("--ship-to", type=Path, default=DEMO_BASE, metavar="DIR",

@@ -21,6 +21,7 @@ from r3v_eval.prompts import PROMPT_STYLES, SELECT_CHOICES
 from r3v_train.grpo import GRPOSettings
 from r3v_train.methods import METHODS as METHOD_TABLE
 from r3v_train.recipe_files import ConfigError, apply_overrides, build_section, read_recipe_dict
+from r3v_train.recipe_library import resolve_recipe
 from r3v_train.reflect_config import ReflectConfig
 from r3v_train.train_settings import TrainSettings
 from r3v_train.tiny import ARCHS as TINY_ARCHS, SIZES as TINY_SIZES
@@ -375,6 +376,7 @@ def training_precision(dtype: str) -> dict[str, Any]:
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> R3VConfig:
-    """Load, merge (``base:``), override (``--set``) and validate a recipe."""
-    data = read_recipe_dict(path)
+    """Load, merge (``base:``), override (``--set``) and validate a recipe: a file, or the name of
+    a shipped one (``demo/r3v``; :func:`r3v_train.recipe_library.resolve_recipe`)."""
+    data = read_recipe_dict(resolve_recipe(path))
     return config_from_dict(apply_overrides(data, overrides or []))

@@ -10,10 +10,13 @@ import pytest
 from r3v_eval.benchmarks import get_benchmark
 from r3v_eval.benchmarks.shapes import count
 from r3v_train.config import ConfigError, load_recipe
-from r3v_train.demo.driver import PRETRAIN_RECIPE, RECIPES
+from r3v_train.demo.driver import PRETRAIN_RECIPE
 from r3v_train.demo.perception import perception_rows
 from r3v_train.demo.pretrain import run_pretrain
 from r3v_train.demo.shipped import CHECKSUMS, DEMO_BASE, seal, shipped_model
+from r3v_train.recipe_library import recipes_root
+
+RECIPES = recipes_root() / "demo"
 
 WORLD = load_recipe(RECIPES / "world.yaml").data.options
 SKILLS = {"count": 0.5, "describe": 0.25, "arith": 0.25}

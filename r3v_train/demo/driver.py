@@ -20,7 +20,9 @@ and the output folder:
 Every stage resumes: a killed demo started again with the same command continues.
 ``--seeds S1 S2 ...`` runs the whole demo once per seed and ends with the across-seed report
 of :mod:`r3v_train.demo.claims` (mean ± sd, and the demo's claims checked in every seed).
-``recipes/demo/quick/`` holds the same runs at CI size (``--quick``).
+``recipes/demo/quick/`` holds the same runs at CI size (``--quick``). The recipes are found by
+name (``demo/r3v``, :mod:`r3v_train.recipe_library`): from a checkout or from the installed wheel,
+and the logged commands run as printed from any folder.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from r3v_eval.leaderboard import run_leaderboard
 from r3v_train.config import ConfigError, load_recipe
 from r3v_train.demo.claims import report
 from r3v_train.demo.pretrain import run_pretrain
-from r3v_train.demo.shipped import DEMO_BASE, PRETRAIN_RECIPE, RECIPES
+from r3v_train.demo.shipped import DEMO_BASE, DEMO_RECIPES, PRETRAIN_RECIPE
 from r3v_train.loop import run
+from r3v_train.recipe_library import recipe_names
 
-#: the runs of ``r3v demo`` in order (each is recipes/demo/<name>.yaml)
+#: the runs of ``r3v demo`` in order (each is the shipped recipe demo/<name>)
 DEFAULT_METHODS = ("star", "r3v", "control")
 ABLATIONS = ("r3v_no_refine", "r3v_no_select")
 #: runs that ``--methods`` can add: the ablations and GRPO (not in the default 15-minute budget)
@@ -77,15 +80,17 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
     """The demo's runs in order under ``out_dir``; ``pretrain`` first rebuilds the shipped
     base (``r3v pretrain`` into ``out_dir/pretrain``, exported to
     ``r3v_train/demo/assets/demo_base``)."""
-    recipes = RECIPES / "quick" if quick else RECIPES
-    if not recipes.is_dir():
-        raise ConfigError(f"the demo's recipes are not at {recipes}: run r3v from a "
-                                "checkout of the project (pip install -e .)")
+    folder = f"{DEMO_RECIPES}/quick" if quick else DEMO_RECIPES
     if pretrain and quick:
         raise ConfigError("--pretrain rebuilds the full demo's shipped base; the quick demo "
                           "pre-trains its own tiny base (drop one of --pretrain / --quick)")
     out = Path(out_dir)
     stages = demo_stages(methods)
+    recipes = [f"{folder}/{name}" for name in stages]
+    missing = sorted(set(recipes) - set(recipe_names()))
+    if missing:
+        raise ConfigError(f"the demo's recipe {missing[0]} is not shipped with this r3v: "
+                          "reinstall r3v (pip install r3v)")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if pretrain:
@@ -93,8 +98,7 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
         _log(out, t0, f"pretrain: r3v pretrain --recipe {PRETRAIN_RECIPE} "
              + " ".join(f"--set {shlex.quote(s)}" for s in sets))
         run_pretrain(load_recipe(PRETRAIN_RECIPE, sets), ship_to=DEMO_BASE)
-    for name in stages:
-        recipe = recipes / f"{name}.yaml"
+    for name, recipe in zip(stages, recipes):
         sets = stage_overrides(name, out, seed)
         _log(out, t0, f"{name}: r3v train --recipe {recipe} "
              + " ".join(f"--set {shlex.quote(s)}" for s in sets))

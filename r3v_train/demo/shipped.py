@@ -1,4 +1,5 @@
-"""What the project ships for the demo: its recipes (``recipes/demo/``) and its models
+"""What the project ships for the demo: its recipes (``recipes/demo/``, found by name through
+:mod:`r3v_train.recipe_library`, in a checkout or an installed wheel) and its models
 (``model.pretrained: shipped:<name>``) in ``assets/``, each model folder sealed with the
 SHA-256 of every file (:func:`seal`) and checked on every use (:func:`shipped_model`, whose
 lookup lives in :mod:`r3v_eval.model_source` so ``--model_args pretrained=shipped:<name>``
@@ -15,17 +16,17 @@ from r3v_eval import model_source, run_files
 from r3v_eval.model_source import CHECKSUMS, SHIPPED_PREFIX, sha256
 from r3v_train.config import ConfigError
 
-__all__ = ["ASSETS", "CHECKSUMS", "DEMO_BASE", "PRETRAIN_RECIPE", "RECIPES", "SHIPPED_PREFIX",
+__all__ = ["ASSETS", "CHECKSUMS", "DEMO_BASE", "DEMO_RECIPES", "PRETRAIN_RECIPE", "SHIPPED_PREFIX",
            "export_base", "seal", "sha256", "shipped_model"]
 
 #: the folder of the models the project ships (``shipped:<name>``)
 ASSETS = Path(__file__).resolve().parent / "assets"
 #: the demo's base model (``shipped:demo_base``), written by ``r3v pretrain``
 DEMO_BASE = ASSETS / "demo_base"
-#: the demo's recipes (a checkout of the project, not the wheel)
-RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "demo"
-#: the recipe of ``r3v pretrain`` (the shipped base, rebuilt by ``r3v demo --pretrain``)
-PRETRAIN_RECIPE = RECIPES / "pretrain.yaml"
+#: the folder of the demo's shipped recipes (their names are ``demo/<stage>``)
+DEMO_RECIPES = "demo"
+#: the recipe of ``r3v pretrain``, by name (the shipped base, rebuilt by ``r3v demo --pretrain``)
+PRETRAIN_RECIPE = "demo/pretrain"
 
 
 def export_base(model_dir: str | Path, dest: str | Path, *, dtype: str = "bfloat16",
