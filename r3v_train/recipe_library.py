@@ -32,6 +32,11 @@ def recipes_root() -> Path:
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "pyproject.toml").is_file() and (checkout / "recipes" / "__init__.py").is_file():
         return checkout / "recipes"
+    return installed_root()
+
+
+def installed_root() -> Path:
+    """The recipes of the installed wheel: the package :data:`PACKAGE`'s folder."""
     try:
         root = importlib.resources.files(PACKAGE)
     except ModuleNotFoundError:
