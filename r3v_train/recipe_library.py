@@ -41,7 +41,7 @@ def installed_root() -> Path:
         root = importlib.resources.files(PACKAGE)
     except ModuleNotFoundError:
         raise ConfigError(f"the shipped recipes are missing (no package {PACKAGE}): reinstall r3v "
-                          "(pip install r3v)") from None
+                          "(its wheel, docs/install.md)") from None
     if not isinstance(root, Path) or not root.is_dir():
         raise ConfigError(f"the shipped recipes ({PACKAGE}) are not a folder on disk ({root}): "
                           "install r3v with pip, not as a zip")

@@ -90,7 +90,7 @@ def run_demo(out_dir: str | Path = "r3v_demo", seed: int = 0, quick: bool = Fals
     missing = sorted(set(recipes) - set(recipe_names()))
     if missing:
         raise ConfigError(f"the demo's recipe {missing[0]} is not shipped with this r3v: "
-                          "reinstall r3v (pip install r3v)")
+                          "reinstall r3v (its wheel, docs/install.md)")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if pretrain:
