@@ -70,7 +70,7 @@ r3v recipes > recipes.txt
 grep -q '^demo/quick/r3v ' recipes.txt || fail "r3v recipes does not list demo/quick/r3v"
 r3v recipes --copy copied > /dev/null
 [ -f copied/demo/r3v.yaml ] || fail "r3v recipes --copy wrote no copied/demo/r3v.yaml"
-set +e; r3v train --recipe demo/r3vv 2> bad.txt; status=$?; set -e
+status=0; r3v train --recipe demo/r3vv 2> bad.txt || status=$?
 [ "$status" -eq 2 ] && grep -q 'close names: demo/r3v' bad.txt \
   || fail "a bad recipe name did not exit 2 naming demo/r3v (exit $status: $(cat bad.txt))"
 
