@@ -21,7 +21,7 @@ from r3v_train.recipe_files import ConfigError
 PACKAGE = "r3v_recipes"
 #: folders of launcher configs (``accelerate launch --config_file``), not ``r3v train`` recipes
 LAUNCH_FOLDERS = ("accelerate", "deepspeed")
-#: what ``--copy`` writes out (the folder's own ``__init__.py`` is packaging, not a recipe)
+#: what is not a shipped file (the folder's own ``__init__.py`` is packaging, not a recipe)
 _SKIP = ("__init__.py", "__pycache__")
 
 
@@ -96,8 +96,8 @@ def close_names(name: str, names: list[str], n: int = 6) -> list[str]:
     leaf = name.rsplit("/", 1)[-1]
     found = difflib.get_close_matches(name, names, n=n, cutoff=0.6)
     found += [c for c in names if c.startswith(name.rstrip("/") + "/")]
-    found += difflib.get_close_matches(leaf, names, n=n, cutoff=0.8)
-    found += [c for c in names if c.rsplit("/", 1)[-1] == leaf]
+    alike = {c: difflib.SequenceMatcher(None, leaf, c.rsplit("/", 1)[-1]).ratio() for c in names}
+    found += sorted((c for c in names if alike[c] >= 0.8), key=lambda c: -alike[c])
     return list(dict.fromkeys(found))[:n]
 
 
