@@ -15,6 +15,8 @@ Each command imports what it runs inside its own function (the "lazy:" comments)
     r3v doctor [--engine vllm]                 check that the plain `lmms-eval` command runs
                                                (and that the vllm engine starts and reads right)
     r3v leaderboard RUN_OR_RESULTS... [--out FILE.md]   comparison tables (+ CSV, PNG)
+    r3v export RUN --out DIR                   a run's model as a Hugging Face model folder
+    r3v export-data RUN --out DIR              a run's self-generated data as a data set
 """
 
 from __future__ import annotations
@@ -352,6 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="main table's metric: accuracy (each row's own answer; default), greedy, "
                         "majority, select, pass, majority@3, ... or a raw lmms-eval metric name")
     p.set_defaults(func=_cmd_leaderboard)
+
+    # lazy: the export commands' parsers (their work is imported when a command runs)
+    from r3v_train.export_cli import add_parsers as add_export_parsers
+
+    add_export_parsers(sub)
 
     p = sub.add_parser("tasks-dir", help="print the folder of the r3v_* lmms-eval task YAMLs")
     p.set_defaults(func=_cmd_tasks_dir)
