@@ -160,7 +160,7 @@ Models Can Self-Improve Reasoning via Reflection", NAACL 2025), exported by `r3v
 
 ## Base model
 
-`{pretrained}`{"" if base_id else f" (local: `{source['base']}`)"}
+`{pretrained}`{"" if source["base"] in (pretrained, base_id) else f" (`{source['base']}`)"}
 
 ## Method
 
