@@ -13,9 +13,9 @@ their pictures embedded, written with ``datasets`` as Parquet in two forms:
   ``messages`` with ``role`` / ``content``, an ``<image>`` token at the start of the user text
   for each picture, and ``images``; ``sharegpt/dataset_info.json`` registers every file.
 
-Both carry ``kind`` (sft / refine / select), ``iteration`` and ``problem_id`` columns. ``DIR/README.md``
-is the dataset card: YAML front matter naming both configurations (``load_dataset(DIR, "trl",
-split="iter_1")``) and a table of the counts per kind and iteration.
+Both carry ``kind`` (sft / refine / select), ``iteration`` and ``problem_id`` columns.
+``DIR/README.md`` is the dataset card: YAML front matter naming both configurations
+(``load_dataset(DIR, "trl", split="iter_1")``) and a table of the counts per kind and iteration.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def self_generated(info: RunInfo) -> dict[int, list[dict[str, Any]]]:
         if t is None:
             continue
         with path.open(encoding="utf-8") as fh:
-            rows = [r for r in map(json.loads, filter(str.strip, fh)) if r.get("kind") in SELF_KINDS]
+            rows = [r for r in map(json.loads, filter(str.strip, fh))
+                    if r.get("kind") in SELF_KINDS]
         if rows:
             out[t] = rows
     if not out:
@@ -121,7 +122,8 @@ def llama_factory_info(iterations: list[int]) -> dict[str, Any]:
                               "tags": tags} for t in iterations}
 
 
-def export_data(run: str | Path, out: str | Path, push_to_hub: str | None = None) -> dict[int, dict[str, int]]:
+def export_data(run: str | Path, out: str | Path,
+                push_to_hub: str | None = None) -> dict[int, dict[str, int]]:
     """Write the run's self-generated data to the new folder ``out``; returns the counts per
     iteration and kind."""
     info = read_run(run)

@@ -369,7 +369,7 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
 
     history: list[dict[str, Any]] = []
     tracker = LoopTracker(cfg.train.report_to, run_dir.path, cfg.run.name or method.name,
-                          cfg.to_dict(), run_dir.rank)
+                          cfg.to_dict(), run_dir.rank, run_dir.log)
 
     def record(entry: dict[str, Any]) -> None:  # history, and the tracker (train.report_to)
         history.append(entry)

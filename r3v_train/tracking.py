@@ -11,33 +11,36 @@ tracker run per r3v run (TensorBoard: ``<run folder>/runs/<run name>``, beside T
 under the same folder: ``tensorboard --logdir <run folder>``).
 
 The trackers are accelerate's (``accelerate.tracking``): ``tensorboard``, ``wandb``,
-``mlflow``, ``comet_ml``, ``aim``, ``clearml``, ``dvclive``, ``swanlab``, ``trackio``. Only
-the main process logs. A resumed run does not log an iteration twice: the steps already
-logged are listed in ``<run folder>/runs/logged_steps.json``.
+``mlflow``, ``comet_ml``, ``aim``, ``clearml``, ``dvclive``, ``swanlab``, ``trackio`` (another
+``report_to`` value: TRL's curves only, and a line in the log saying so). Only the main
+process logs. TensorBoard logs at step ``t``; the others log ``iteration`` as a value (with
+wandb, TRL's curves share the run, whose own step only grows, so ``eval/*`` ... are plotted
+against ``iteration``; only TensorBoard is tested). A resumed run does not log an iteration
+twice: the steps already logged are listed in ``<run folder>/runs/logged_steps.json``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-from r3v_eval.errors import R3VError
+from typing import Any, Callable
 
 LOGGED = "logged_steps.json"
 TRACKER_DIR = "runs"
+ITERATION = "iteration"
+#: the tracker names' sections: history entry sections (in this order), then the compute counts
+PREFIXES = ("eval", "pool", "examples", "skipped", "compute")
 
 
 def iteration_figures(entry: dict[str, Any], compute: dict[str, int] | None) -> dict[str, float]:
     """One history entry of the loop (and the compute so far) as flat tracker scalars."""
     out: dict[str, float] = {}
-    for section, prefix in (("metrics", "eval"), ("pool", "pool"), ("examples", "examples"),
-                            ("skipped", "skipped")):
+    for section, prefix in zip(("metrics", "pool", "examples", "skipped"), PREFIXES):
         for key, value in (entry.get(section) or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out[f"{prefix}/{key}"] = value
     for key, value in (compute or {}).items():
-        out[f"compute/{key}"] = value
+        out[f"{PREFIXES[-1]}/{key}"] = value
     return out
 
 
@@ -45,7 +48,7 @@ class LoopTracker:
     """The loop's tracker run (a no-op when ``report_to`` is ``none`` or off the main process)."""
 
     def __init__(self, report_to: str, run_path: Path, run_name: str, config: dict[str, Any],
-                 rank: int = 0) -> None:
+                 rank: int = 0, say: Callable[[str], None] = print) -> None:
         self.tracker = None
         self.dir = Path(run_path) / TRACKER_DIR
         self.logged: set[int] = set()
@@ -54,9 +57,10 @@ class LoopTracker:
         from accelerate.tracking import LOGGER_TYPE_TO_CLASS  # heavy (torch): only when tracking
 
         cls = LOGGER_TYPE_TO_CLASS.get(report_to)
-        if cls is None:
-            raise R3VError(f"train.report_to: {report_to!r} is not a tracker accelerate knows "
-                           f"({', '.join(sorted(LOGGER_TYPE_TO_CLASS))}, or none)")
+        if cls is None:  # transformers reports to more places than accelerate knows
+            say(f"train.report_to={report_to}: TRL reports the training curves; the loop's own "
+                f"figures go to {', '.join(sorted(LOGGER_TYPE_TO_CLASS))} only (and metrics.json)")
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         logged = self.dir / LOGGED
         self.logged = set(json.loads(logged.read_text())) if logged.is_file() else set()
@@ -65,6 +69,9 @@ class LoopTracker:
         self.tracker.start()
         if not self.logged:  # the recipe as the run's hyper-parameters, once
             self.tracker.store_init_configuration(_scalars(config))
+        if report_to == "wandb":  # one wandb run also holds TRL's curves: its own step axis
+            for prefix in PREFIXES:
+                self.tracker.tracker.define_metric(f"{prefix}/*", step_metric=ITERATION)
 
     @property
     def active(self) -> bool:
@@ -75,7 +82,10 @@ class LoopTracker:
         t = int(entry["iteration"])
         if self.tracker is None or t in self.logged:
             return
-        self.tracker.log(iteration_figures(entry, compute), step=t)
+        figures = {ITERATION: t, **iteration_figures(entry, compute)}
+        # TensorBoard: the iteration is the step (each writer has its own); wandb: a run's step
+        # only grows, and TRL's curves share the run, so the iteration is an axis of its own
+        self.tracker.log(figures, step=t if self.tracker.name == "tensorboard" else None)
         self.logged.add(t)
         (self.dir / LOGGED).write_text(json.dumps(sorted(self.logged)))
 
