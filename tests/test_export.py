@@ -267,3 +267,23 @@ def test_tensorboard_holds_each_iterations_figures_at_its_step(run):
     # TRL's training curves of every stage, under the same run folder
     trl_runs = glob.glob(str(run / "iter_*" / "model" / "runs" / "*"))
     assert len(trl_runs) == 3
+
+
+def test_a_resumed_run_logs_an_iteration_once_and_an_unknown_tracker_is_named(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from r3v_train.tracking import LoopTracker
+
+    entry = {"iteration": 1, "metrics": {"greedy": 0.25}, "pool": {"positives": 3},
+             "skipped": {"filtered_positive": 2}}
+    for _ in range(2):  # a run, then the same run resumed
+        tracker = LoopTracker("tensorboard", tmp_path, "r3v", {"run": {"seed": 0}})
+        tracker.log_iteration(entry, {"optimizer_steps": 4})
+        tracker.finish()
+    acc = EventAccumulator(str(tmp_path / "runs" / "r3v"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("eval/greedy")] == [(1, 0.25)]
+    assert [e.value for e in acc.Scalars("skipped/filtered_positive")] == [2]
+    said = []
+    assert not LoopTracker("azure_ml", tmp_path / "x", "r3v", {}, say=said.append).active
+    assert "azure_ml" in said[0] and "tensorboard" in said[0]
