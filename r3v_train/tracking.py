@@ -22,6 +22,7 @@ twice: the steps already logged are listed in ``<run folder>/runs/logged_steps.j
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,8 +65,12 @@ class LoopTracker:
         self.dir.mkdir(parents=True, exist_ok=True)
         logged = self.dir / LOGGED
         self.logged = set(json.loads(logged.read_text())) if logged.is_file() else set()
-        self.tracker = (cls(run_name, str(self.dir)) if cls.requires_logging_directory
-                        else cls(run_name))
+        if cls.requires_logging_directory:
+            self.tracker = cls(run_name, str(self.dir))
+        elif report_to == "wandb":  # accelerate's first argument is wandb's project
+            self.tracker = cls(os.environ.get("WANDB_PROJECT", "r3v"), name=run_name)
+        else:
+            self.tracker = cls(run_name)
         self.tracker.start()
         if not self.logged:  # the recipe as the run's hyper-parameters, once
             self.tracker.store_init_configuration(_scalars(config))
