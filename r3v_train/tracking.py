@@ -55,7 +55,10 @@ class LoopTracker:
         self.logged: set[int] = set()
         if report_to in ("none", "", None) or rank != 0:
             return
-        from accelerate.tracking import LOGGER_TYPE_TO_CLASS  # heavy (torch): only when tracking
+        from accelerate import PartialState  # heavy (torch): only when tracking
+        from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+        PartialState()  # accelerate's trackers log through its logger, which needs the state
 
         cls = LOGGER_TYPE_TO_CLASS.get(report_to)
         if cls is None:  # transformers reports to more places than accelerate knows
