@@ -21,10 +21,13 @@ twice: the steps already logged are listed in ``<run folder>/runs/logged_steps.j
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
 from typing import Any, Callable
+
+from r3v_eval.errors import R3VError
 
 LOGGED = "logged_steps.json"
 TRACKER_DIR = "runs"
@@ -65,6 +68,10 @@ class LoopTracker:
             say(f"train.report_to={report_to}: TRL reports the training curves; the loop's own "
                 f"figures go to {', '.join(sorted(LOGGER_TYPE_TO_CLASS))} only (and metrics.json)")
             return
+        if report_to == "tensorboard" and not any(
+                importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+            raise R3VError("train.report_to: tensorboard needs the tensorboard package "
+                           "(pip install 'r3v[tensorboard]')")
         self.dir.mkdir(parents=True, exist_ok=True)
         logged = self.dir / LOGGED
         self.logged = set(json.loads(logged.read_text())) if logged.is_file() else set()
