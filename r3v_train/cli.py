@@ -27,6 +27,8 @@ import os
 import sys
 from pathlib import Path
 
+from r3v_train.output_folder import writable_folder
+
 
 def _cmd_score(args: argparse.Namespace) -> int:
     # lazy: imported when the command runs (`r3v --help` stays light)
@@ -205,19 +207,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = run(load_recipe(args.recipe, args.set))
     print(json.dumps(summary["final"], indent=2))
     return 0
-
-
-def writable_folder(path: Path, flag: str) -> None:
-    """Create ``path`` (a folder an output goes to), or an R3VError naming it and why not."""
-    # lazy: imported when the command runs (`r3v --help` stays light)
-    from r3v_eval.errors import R3VError
-
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK):
-            raise PermissionError(13, "not writable")
-    except OSError as exc:
-        raise R3VError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
 def count(text: str) -> int:

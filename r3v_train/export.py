@@ -17,7 +17,6 @@ network).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import yaml
 
 from r3v_eval import run_files
 from r3v_eval.errors import R3VError
+from r3v_train.output_folder import writable_folder
 from r3v_train.run_info import RunInfo, compute_lines, iteration_table, read_run
 
 #: weight files other than safetensors, removed if a library writes them
@@ -50,17 +50,6 @@ def stage_source(info: RunInfo, stage_dir: Path) -> dict[str, Any]:
     return {"method": done.get("method", "lora"), "base": base}
 
 
-def new_output_folder(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise R3VError(f"--out {out}: exists and is not an empty folder; choose a new folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        if not os.access(out, os.W_OK):
-            raise PermissionError(13, "not writable")
-    except OSError as exc:
-        raise R3VError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
-
-
 def merged_model(stage_dir: Path, source: dict[str, Any]):
     """The model of a training stage in the base's dtype: the adapter merged into the base
     (LoRA), or the saved model (full fine-tuning)."""
@@ -84,7 +73,7 @@ def export_model(run: str | Path, out: str | Path, iteration: int | None = None,
     t, stage_dir = info.stage(iteration)
     source = stage_source(info, stage_dir)
     out = Path(out)
-    new_output_folder(out)
+    writable_folder(out, "--out", empty=True)
     model = merged_model(stage_dir, source)
     model_cfg = info.config.get("model") or {}
     # the processor the run's evaluation used: the saved model's (full) or the base's (LoRA)

@@ -26,7 +26,8 @@ from typing import Any, Iterator
 
 from r3v_eval import run_files
 from r3v_eval.errors import R3VError
-from r3v_train.export import new_output_folder, push_folder
+from r3v_train.export import push_folder
+from r3v_train.output_folder import writable_folder
 from r3v_train.run_info import RunInfo, compute_lines, iteration_table, read_run
 
 #: the example kinds the model generated itself (the rest are warm-up data)
@@ -129,7 +130,7 @@ def export_data(run: str | Path, out: str | Path,
     info = read_run(run)
     examples = self_generated(info)
     out = Path(out)
-    new_output_folder(out)
+    writable_folder(out, "--out", empty=True)
     problems = train_problems(info)
     for form in FORMS:
         (out / form).mkdir()
