@@ -10,6 +10,7 @@ Run folder (``run.out_dir``)::
     iter_<t>/examples.jsonl                  the training set of iteration t (for audit)
     iter_<t>/model/  iter_<t>/dpo_model/     a training stage's folder (below)
     iter_<t>/eval.json  iter_<t>/eval_outcomes.jsonl
+    runs/<name>/  runs/logged_steps.json     the loop's figures (train.report_to: tensorboard)
 
 Training stage folder (``iter_<t>/model``)::
 

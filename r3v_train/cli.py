@@ -16,15 +16,18 @@ Each command imports what it runs inside its own function (the "lazy:" comments)
     r3v doctor [--engine vllm]                 check that the plain `lmms-eval` command runs
                                                (and that the vllm engine starts and reads right)
     r3v leaderboard RUN_OR_RESULTS... [--out FILE.md]   comparison tables (+ CSV, PNG)
+    r3v export RUN --out DIR                   a run's model as a Hugging Face model folder
+    r3v export-data RUN --out DIR              a run's self-generated data as a data set
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from r3v_train.output_folder import writable_folder
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -220,19 +223,6 @@ def _cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-def writable_folder(path: Path, flag: str) -> None:
-    """Create ``path`` (a folder an output goes to), or an R3VError naming it and why not."""
-    # lazy: imported when the command runs (`r3v --help` stays light)
-    from r3v_eval.errors import R3VError
-
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK):
-            raise PermissionError(13, "not writable")
-    except OSError as exc:
-        raise R3VError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
-
-
 def count(text: str) -> int:
     """An argparse type: a whole number >= 0."""
     try:
@@ -377,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="main table's metric: accuracy (each row's own answer; default), greedy, "
                         "majority, select, pass, majority@3, ... or a raw lmms-eval metric name")
     p.set_defaults(func=_cmd_leaderboard)
+
+    # lazy: the export commands' parsers (their work is imported when a command runs)
+    from r3v_train.export_cli import add_parsers as add_export_parsers
+
+    add_export_parsers(sub)
 
     p = sub.add_parser("tasks-dir", help="print the folder of the r3v_* lmms-eval task YAMLs")
     p.set_defaults(func=_cmd_tasks_dir)

@@ -56,6 +56,7 @@ from r3v_train.reflect import (
 from r3v_train.rundir import RunDir, barrier, config_differences, dist
 from r3v_train.stage import latest_checkpoint
 from r3v_train.teacher import teacher_rationales
+from r3v_train.tracking import LoopTracker
 from r3v_train.trainer import train_dpo, train_sft
 
 
@@ -367,6 +368,15 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
                               sampled=last or cfg.eval.sampled_every_iteration)
 
     history: list[dict[str, Any]] = []
+    tracker = LoopTracker(cfg.train.report_to, run_dir.path, cfg.run.name or method.name,
+                          cfg.to_dict(), run_dir.rank, run_dir.log)
+
+    def record(entry: dict[str, Any]) -> None:  # history, and the tracker (train.report_to)
+        history.append(entry)
+        if tracker.active:
+            sampled = entry["iteration"] - 1 if "pool" in entry else -1
+            tracker.log_iteration(entry, compute_stage(run_dir, history, last_sampled=sampled))
+
     warm = BuildResult()
     checkpoint: str | None = None
     if cfg.run.warmup or method.teacher_only:
@@ -384,15 +394,15 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
         if shared is not None:
             checkpoint = str(shared / run_files.iter_name(0) / run_files.MODEL)
             run_dir.log(f"iteration 0: the warm-up of {shared}")
-            history.append({"iteration": 0, "metrics": warmup_metrics(shared),
-                            "examples": warm.counts, "shared_from": str(shared)})
+            record({"iteration": 0, "metrics": warmup_metrics(shared),
+                    "examples": warm.counts, "shared_from": str(shared)})
         else:
             epochs = cfg.run.warmup_epochs or cfg.train.num_train_epochs
             checkpoint, train_info = train_stage(run_dir, 0, warm, problems, None,
                                                  num_train_epochs=epochs)
             metrics = evaluate_if_due(0, checkpoint)
-            history.append({"iteration": 0, "metrics": metrics, "examples": warm.counts,
-                            "train": train_info})
+            record({"iteration": 0, "metrics": metrics, "examples": warm.counts,
+                    "train": train_info})
     warm_checkpoint = checkpoint
     if "control" in method.stages:  # every label self-training sees, continued for the reference's steps
         steps = cfg.run.control_steps or reference_steps(cfg.run.control_reference)
@@ -403,12 +413,12 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
                     + (f" (as {cfg.run.control_reference})" if cfg.run.control_reference else ""))
         checkpoint, train_info = train_stage(run_dir, 1, labels, problems, checkpoint, max_steps=steps)
         metrics = evaluate_if_due(1, checkpoint)
-        history.append({"iteration": 1, "metrics": metrics, "examples": labels.counts,
-                        "train": train_info, "control_steps": steps})
+        record({"iteration": 1, "metrics": metrics, "examples": labels.counts,
+                "train": train_info, "control_steps": steps})
     if "grpo" in method.stages:  # on-policy RL from the warm-up (or the base): r3v_train/grpo.py
         checkpoint, result = grpo_stage(run_dir, 1, bench, train, checkpoint)
         metrics = evaluate_if_due(1, checkpoint)
-        history.append({"iteration": 1, "metrics": metrics, "train": _train_summary(result)})
+        record({"iteration": 1, "metrics": metrics, "train": _train_summary(result)})
     rcfg = reflect_config(cfg)
     for t in range(1, iterations + 1):
         pool_stats = sample_stage(run_dir, bench, train, t - 1,
@@ -424,13 +434,14 @@ def run(cfg: R3VConfig) -> dict[str, Any]:
             train_info = {"sft": train_info, "dpo": dpo_info}
         checkpoint = new_checkpoint
         metrics = evaluate_if_due(t, checkpoint)
-        history.append({"iteration": t, "metrics": metrics, "pool": pool_stats,
-                        "examples": data.counts, "train": train_info})
+        record({"iteration": t, "metrics": metrics, "pool": pool_stats, "examples": data.counts,
+                "skipped": dict(data.skipped), "train": train_info})
     summary = {"name": cfg.run.name or method.name, "method": method.name, "benchmark": bench.name,
                "n_train": len(train), "n_test": len(test),
                "final": history[-1]["metrics"] if history else {},
                "compute": compute_stage(run_dir, history, last_sampled=iterations - 1),
                "history": history}
+    tracker.finish()
     if run_dir.rank == 0:
         write_atomic(run_dir.path / run_files.METRICS, json.dumps(summary, indent=2))
     run_dir.log(f"done: {json.dumps(summary['final'])}")

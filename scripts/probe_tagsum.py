@@ -5,19 +5,42 @@ a few STaR-style iterations (sample lists of every length, keep right answers, t
 
     SEED=0 K0=3 STEPS=1500 ITERS=1 THREADS=2 .venv/bin/python scripts/probe_tagsum.py
 
-Writes the per-length figures to $OUT (default tagsum_s<SEED>_k<K0>_l<LAYERS>.json)."""
+MODE picks the difficulty axis (the level of a question):
+- ``len`` (default): the number of items k = 1..8; teacher chains for k <= K0.
+- ``mid``: the number of items, with teacher chains for the levels in TAUGHT (e.g. "1,2,3,6,7,8"):
+  the untaught levels lie inside the taught range.
+- ``vals``: the largest value in the list v = 1..VMAX (lists of KLO..KHI items, every value <= v,
+  one equal to v); teacher chains for v <= K0. Every chain length is taught; the untaught levels
+  only carry larger numbers, which the base's perception and addition rows cover.
+
+Writes the per-level figures to $OUT (default tagsum_<MODE>_s<SEED>_k<K0>_l<LAYERS>.json)."""
 import os, random, time, json
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 torch.set_num_threads(int(os.environ.get("THREADS", "1")))
 SEED = int(os.environ.get("SEED", "0")); K0 = int(os.environ.get("K0", "3")); KMAX = 8
 STEPS = int(os.environ.get("STEPS", "1500")); ITERS = int(os.environ.get("ITERS", "3"))
-LAYERS = int(os.environ.get("LAYERS", "4"))
+LAYERS = int(os.environ.get("LAYERS", "4")); HIDDEN = int(os.environ.get("HIDDEN", "256"))
+MODE = os.environ.get("MODE", "len"); VMAX = int(os.environ.get("VMAX", "6"))
+KLO, KHI = int(os.environ.get("KLO", "2")), int(os.environ.get("KHI", "6"))
 rng = random.Random(SEED); torch.manual_seed(SEED)
 TAGS = list("abcdefghjkmnpqrstuvw")  # 20 tags
-VALS = list(range(1, 6))
+VALS = list(range(1, (VMAX if MODE == "vals" else 5) + 1))
+if MODE == "vals":
+    LEVELS = list(range(1, VMAX + 1)); TAUGHT = set(range(1, K0 + 1))
+else:
+    LEVELS = list(range(1, KMAX + 1))
+    TAUGHT = ({int(x) for x in os.environ["TAUGHT"].split(",")} if MODE == "mid"
+              else set(range(1, K0 + 1)))
+def problem(level, r):
+    """(tags, values) of one question at this level."""
+    if MODE == "vals":
+        k = r.randint(KLO, KHI); vals = [r.randint(1, level) for _ in range(k)]
+        vals[r.randrange(k)] = level
+        return r.sample(TAGS, k), vals
+    return r.sample(TAGS, level), [r.choice(VALS) for _ in range(level)]
 words = ["<pad>", "<bos>", "<eos>", "items", ":", "|", "sum", "?", "is", ".", "+", "=", "end", "answer",
-         "follows", "after", "value", "of", "last", "none", "first"] + TAGS + [str(i) for i in range(0, 61)]
+         "follows", "after", "value", "of", "last", "none", "first"] + TAGS + [str(i) for i in range(0, 71)]
 V = {w: i for i, w in enumerate(words)}
 def enc(s): return [V[w] for w in s.split()]
 def scene(k):
@@ -41,12 +64,13 @@ def perception_row():
         i = rng.randrange(k); return prompt(tags, vals, f"value of {tags[i]} ?"), str(vals[i])
     return prompt(tags, vals, "first ?"), tags[0]
 def fact_row():
-    a = rng.randint(0, 40); b = rng.randint(1, 5); return f"{a} + {b} ?", f"{a} + {b} = {a+b} ."
-def teacher_row(kmax):
-    k = rng.randint(1, kmax); tags, vals = scene(k); c, s = chain(tags, vals)
+    a = rng.randint(0, 40); b = rng.choice(VALS); return f"{a} + {b} ?", f"{a} + {b} = {a+b} ."
+def teacher_row():
+    tags, vals = problem(rng.choice(sorted(TAUGHT)), rng); c, s = chain(tags, vals)
     return prompt(tags, vals, "sum ?"), c
+def level_of(tags, vals): return max(vals) if MODE == "vals" else len(tags)
 def seq(p, c): return [V["<bos>"]] + enc(p) + enc(c) + [V["<eos>"]], len(enc(p)) + 1
-cfg = Qwen2Config(vocab_size=len(words), hidden_size=256, intermediate_size=768, num_hidden_layers=LAYERS,
+cfg = Qwen2Config(vocab_size=len(words), hidden_size=HIDDEN, intermediate_size=3 * HIDDEN, num_hidden_layers=LAYERS,
                   num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256,
                   tie_word_embeddings=True, pad_token_id=0, bos_token_id=1, eos_token_id=2)
 model = Qwen2ForCausalLM(cfg)
@@ -85,15 +109,11 @@ def generate(prompts, n=1, temp=0.0, maxlen=80):
             toks = g[j, L:].tolist(); toks = toks[:toks.index(2)] if 2 in toks else toks
             outs.append(" ".join(words[t] for t in toks))
     return [outs[i*n:(i+1)*n] for i in range(len(prompts))]
-def test_set(k, m, seed):
-    r = random.Random(seed); out = []
-    for _ in range(m):
-        tags = r.sample(TAGS, k); vals = [r.choice(VALS) for _ in range(k)]
-        out.append((tags, vals))
-    return out
+def test_set(level, m, seed):
+    r = random.Random(seed); return [problem(level, r) for _ in range(m)]
 def evaluate(label, n=8, m=100):
     res = {}
-    for k in range(1, KMAX + 1):
+    for k in LEVELS:
         ts = test_set(k, m, 10_000 + k)
         ps = [prompt(t, v, "sum ?") for t, v in ts]; gold = [chain(t, v)[0] for t, v in ts]
         g = generate(ps); s = generate(ps, n=n, temp=0.9)
@@ -102,14 +122,14 @@ def evaluate(label, n=8, m=100):
         rate = sum(x == b for a, b in zip(s, gold) for x in a) / (m * n)
         passn = sum(any(x == b for x in a) for a, b in zip(s, gold)) / m
         res[k] = (greedy, ans, rate, passn)
-        print(f"[{label}] k={k}: greedy exact {greedy:.2f} (answer {ans:.2f}), sample exact rate {rate:.3f}, pass@{n} {passn:.2f}", flush=True)
+        print(f"[{label}] level {k}{'' if k in TAUGHT else ' (untaught)'}: greedy exact {greedy:.2f} (answer {ans:.2f}), sample exact rate {rate:.3f}, pass@{n} {passn:.2f}", flush=True)
     return res
 # stage 0: base pre-training (perception every length + facts), no chains
 t0 = time.time()
 train(lambda: perception_row() if rng.random() < 0.7 else fact_row(), STEPS, 1e-3)
 print(f"base done {time.time()-t0:.0f}s", flush=True)
 # warm-up: teacher chains k<=K0 + replay perception
-teach = [teacher_row(K0) for _ in range(300)]
+teach = [teacher_row() for _ in range(300)]
 def warm_sampler(extra=()):
     pool = teach + list(extra)
     def f():
@@ -125,9 +145,9 @@ hist = [evaluate("warmup")]
 self_rows = []
 for it in range(1, ITERS + 1):
     qs = []
-    for k in range(1, KMAX + 1):
+    for k in LEVELS:
         for _ in range(60):
-            tags, vals = scene(k); qs.append((tags, vals))
+            qs.append(problem(k, rng))
     ps = [prompt(t, v, "sum ?") for t, v in qs]
     samples = generate(ps, n=3, temp=0.9)
     kept = {}
@@ -138,12 +158,12 @@ for it in range(1, ITERS + 1):
                 kept[p] = x                  # most recent positive
     per_k = {}
     for (t, v), p in zip(qs, ps):
-        if p in kept: per_k[len(t)] = per_k.get(len(t), 0) + 1
+        if p in kept: per_k[level_of(t, v)] = per_k.get(level_of(t, v), 0) + 1
     exact = sum(kept[p] == chain(t, v)[0] for (t, v), p in zip(qs, ps) if p in kept)
     print(f"iter {it}: positives per k {dict(sorted(per_k.items()))}, exact chains {exact}/{len(kept)}", flush=True)
     self_rows += list(kept.items())
     train(warm_sampler(self_rows), STEPS // 2, 5e-4)
     hist.append(evaluate(f"iter {it}"))
-OUT = os.environ.get("OUT", f"tagsum_s{SEED}_k{K0}_l{LAYERS}.json")
+OUT = os.environ.get("OUT", f"tagsum_{MODE}_s{SEED}_k{K0}_l{LAYERS}.json")
 json.dump({str(i): h for i, h in enumerate(hist)}, open(OUT, "w"))
 print(f"total {time.time()-t0:.0f}s")

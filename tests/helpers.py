@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,27 @@ def no_eos(engine):
     engine.model.generation_config.suppress_tokens = sorted(
         blank | set(tok.all_special_ids) | set(tok.added_tokens_decoder))
     return engine
+
+
+class GoldAwareEngine:
+    """Replies right or wrong by a fixed pattern, with real-looking rationales."""
+
+    def __init__(self, problems):
+        self.gold = {p.id: p.answer for p in problems}
+
+    def generate(self, requests, sampling, progress=True):
+        out = []
+        for r in requests:
+            gold = self.gold[r.meta["id"]]
+            if "Model's prediction 1" in r.prompt:
+                out.append([gold])
+                continue
+            h = zlib.crc32(r.meta["id"].encode())
+            replies = []
+            for j in range(sampling.n):
+                right = (h + j) % 3 != 0 if not sampling.greedy else h % 2 == 0
+                ans = gold if right else str(int(gold) + 1)
+                replies.append(f"Solution:\n1. I count every object in the picture carefully, "
+                               f"sample {j}.\n2. Then I do the arithmetic.\n\nAnswer:\n{ans}")
+            out.append(replies)
+        return out

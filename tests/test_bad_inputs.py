@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import run_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "tiny" / "shapes.yaml"
 R3V = [sys.executable, "-m", "r3v_train.cli"]
@@ -40,6 +42,11 @@ def ws(tmp_path):
     (tmp_path / "one.jsonl").write_text('{"id": "1", "question": "q", "answer": "1"}\n')
     (tmp_path / "twice.yaml").write_text(
         f"base: {RECIPE}\ntrain:\n  lora_r: 8\n  learning_rate: 1.0e-3\n  lora_r: 16\n")
+    run = run_folder(tmp_path, "a_run", "r3v", "shapes", {"greedy": 0.5})  # trained: iteration 1
+    (run / "iter_1" / "model").mkdir()
+    (run / "iter_1" / "model" / "DONE").write_text('{"kind": "sft", "method": "lora"}')
+    (run / "iter_1" / "model" / "train_config.json").write_text('{"base_model_path": "/no/base"}')
+    run_folder(tmp_path, "untrained_run", "r3v", "shapes", {"greedy": 0.5})
     ro = tmp_path / "read_only"
     ro.mkdir()
     ro.chmod(0o555)
@@ -88,6 +95,19 @@ CASES = [
      lambda w: ["data", "shapes", "--out", str(w / "d"), "--n-train", "-1"], "-1"),
     ("data shapes --out a file", lambda w: ["data", "shapes", "--out", str(w / "a_file"),
                                             "--n-train", "2", "--n-test", "2"], "a_file"),
+    ("export a folder that is not a run", lambda w: ["export", str(w), "--out", str(w / "e")],
+     "not an r3v run folder"),
+    ("export a run with no trained model",
+     lambda w: ["export", str(w / "untrained_run"), "--out", str(w / "e")], "no trained model"),
+    ("export an iteration the run lacks", lambda w: ["export", str(w / "a_run"), "--iteration",
+                                                     "7", "--out", str(w / "e")], "--iteration 7"),
+    ("export --out a folder with files",
+     lambda w: ["export", str(w / "a_run"), "--out", str(w)], "not an empty folder"),
+    ("export-data a folder that is not a run",
+     lambda w: ["export-data", str(w / "read_only"), "--out", str(w / "e")], "not an r3v run folder"),
+    ("export-data a run with no saved data",
+     lambda w: ["export-data", str(w / "a_run"), "--out", str(w / "e")],
+     "no self-generated training data"),
     ("tiny-model --out a file",
      lambda w: ["tiny-model", "--arch", "qwen2_vl", "--out", str(w / "a_file")], "a_file"),
 ]

@@ -10,42 +10,17 @@ import os
 import signal
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
 
 from r3v_train import loop
 from r3v_train.config import ConfigError, load_recipe
-from helpers import wait_for
+from helpers import GoldAwareEngine, wait_for
 from r3v_train.pool import SamplePool
 
 RECIPE = Path(__file__).parents[1] / "recipes" / "tiny" / "shapes.yaml"
 pytestmark = pytest.mark.slow
-
-
-class GoldAwareEngine:
-    """Replies right or wrong by a fixed pattern, with real-looking rationales."""
-
-    def __init__(self, problems):
-        self.gold = {p.id: p.answer for p in problems}
-
-    def generate(self, requests, sampling, progress=True):
-        out = []
-        for r in requests:
-            gold = self.gold[r.meta["id"]]
-            if "Model's prediction 1" in r.prompt:
-                out.append([gold])
-                continue
-            h = zlib.crc32(r.meta["id"].encode())
-            replies = []
-            for j in range(sampling.n):
-                right = (h + j) % 3 != 0 if not sampling.greedy else h % 2 == 0
-                ans = gold if right else str(int(gold) + 1)
-                replies.append(f"Solution:\n1. I count every object in the picture carefully, "
-                               f"sample {j}.\n2. Then I do the arithmetic.\n\nAnswer:\n{ans}")
-            out.append(replies)
-        return out
 
 
 @pytest.fixture
