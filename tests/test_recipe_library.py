@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from r3v_train import cli
+from r3v_train import cli, recipe_library
 from r3v_train.config import ConfigError, load_recipe
 from r3v_train.recipe_library import (copy_recipes, installed_root, recipe_names, recipes_root,
                                       resolve_recipe)
@@ -101,8 +101,9 @@ def test_an_install_reads_the_r3v_recipes_package(tmp_path, monkeypatch):
     root = installed_root()
     assert root == site / "r3v_recipes"
     assert recipe_names(root) == recipe_names()
-    monkeypatch.delitem(sys.modules, "r3v_recipes")
-    shutil.rmtree(site / "r3v_recipes")
+    # no such package (a broken install); a name no environment has, since an editable
+    # install of the checkout also provides r3v_recipes
+    monkeypatch.setattr(recipe_library, "PACKAGE", "r3v_recipes_not_installed")
     with pytest.raises(ConfigError, match="shipped recipes are missing.*reinstall r3v"):
         installed_root()
 
