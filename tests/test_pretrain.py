@@ -185,7 +185,10 @@ def test_the_shipped_demo_base_is_intact_and_the_demo_uses_it():
     assert info["perception_accuracy"]["all"]["n"] >= 1000
     # every demo run names it, and the pre-training recipe rebuilds it on the same world
     assert load_recipe(RECIPES / "world.yaml").model.pretrained == "shipped:demo_base"
-    assert load_recipe(PRETRAIN_RECIPE).data.options == info["data"]["options"]
+    # (the split sizes aside: splits are assigned by a hash of each problem, so the perception
+    # rows, drawn from the val stream, do not depend on how many train / test problems there are)
+    rebuilt = {k: v for k, v in load_recipe(PRETRAIN_RECIPE).data.options.items() if k != "sizes"}
+    assert rebuilt == {k: v for k, v in info["data"]["options"].items() if k != "sizes"}
 
 
 def test_pretrain_needs_a_tiny_base_to_build():
