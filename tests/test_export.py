@@ -86,11 +86,16 @@ def _outcomes(run_dir: Path, t: int, metric: str) -> list[dict]:
     return [r for r in rows if r["metric"] == metric]
 
 
+def exported_to(command: str, run, tmp_path_factory):
+    """``r3v <command> RUN --out <fresh folder>`` (it must succeed); the folder."""
+    out = tmp_path_factory.mktemp(command) / "out"
+    assert cli.main([command, str(run), "--out", str(out)]) == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def exported(run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("exported") / "model"
-    assert cli.main(["export", str(run), "--out", str(out)]) == 0
-    return out
+    return exported_to("export", run, tmp_path_factory)
 
 
 # ------------------------------------------------------------------ the model
@@ -198,9 +203,7 @@ def test_push_to_hub_uploads_the_folder(run, tmp_path, monkeypatch):
 # ------------------------------------------------------------------ the data
 @pytest.fixture(scope="module")
 def data_dir(run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("data") / "set"
-    assert cli.main(["export-data", str(run), "--out", str(out)]) == 0
-    return out
+    return exported_to("export-data", run, tmp_path_factory)
 
 
 def test_exported_data_loads_in_both_forms_with_counts_in_the_card(run, data_dir):
