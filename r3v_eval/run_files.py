@@ -19,6 +19,8 @@ Training stage folder (``iter_<t>/model``)::
 
 from __future__ import annotations
 
+from pathlib import Path
+
 CONFIG = "config.yaml"
 VERSIONS = "versions.json"
 PROGRESS_LOG = "progress.log"
@@ -50,3 +52,10 @@ def iter_number(name: str) -> int | None:
     """``t`` of a folder named ``iter_<t>``; None for any other name."""
     rest = name.removeprefix(ITER_PREFIX)
     return int(rest) if rest != name and rest.isdigit() else None
+
+
+def iteration_files(run: Path, name: str) -> list[tuple[int, Path]]:
+    """``(t, run/iter_<t>/name)`` for every iteration folder of ``run`` that holds the file
+    ``name``, in iteration order."""
+    found = ((iter_number(d.name), d / name) for d in Path(run).glob(ITER_PREFIX + "*"))
+    return sorted((t, f) for t, f in found if t is not None and f.is_file())

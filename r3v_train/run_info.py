@@ -72,13 +72,8 @@ class RunInfo:
         one record per ``iter_<t>/eval.json``."""
         if self.summary and self.summary.get("history"):
             return list(self.summary["history"])
-        out = []
-        for path in sorted(self.path.glob(f"{run_files.ITER_PREFIX}*/{run_files.EVAL}"),
-                           key=lambda p: run_files.iter_number(p.parent.name) or 0):
-            t = run_files.iter_number(path.parent.name)
-            if t is not None:
-                out.append({"iteration": t, "metrics": json.loads(path.read_text())["metrics"]})
-        return out
+        return [{"iteration": t, "metrics": json.loads(path.read_text())["metrics"]}
+                for t, path in run_files.iteration_files(self.path, run_files.EVAL)]
 
     def compute(self) -> dict[str, int] | None:
         return (self.summary or {}).get("compute")

@@ -62,22 +62,24 @@ def count_levels(lines: list[dict[str, Any]], where: str) -> dict[int, Counts]:
     return {lv: (c[0], c[1]) for lv, c in sorted(counts.items())}
 
 
+def read_outcomes(path: Path) -> list[dict[str, Any]]:
+    """The outcomes of one ``eval_outcomes.jsonl``, one dict per line (blank lines skipped); a
+    line that is not JSON is an error naming the file and the line."""
+    lines = []
+    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if raw.strip():
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError as e:
+                raise LeaderboardError(f"{path}: line {n} is not JSON ({e.msg})") from e
+    return lines
+
+
 def read_frontier(folder: Path, label: str) -> RunFrontier | None:
     """The frontier of run folder ``folder`` (None when no evaluated iteration has levels)."""
     frontier = RunFrontier(label, Path(folder))
-    for sub in sorted(Path(folder).glob(run_files.ITER_PREFIX + "*")):
-        t = run_files.iter_number(sub.name)
-        path = sub / run_files.EVAL_OUTCOMES
-        if t is None or not path.is_file():
-            continue
-        lines = []
-        for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if raw.strip():
-                try:
-                    lines.append(json.loads(raw))
-                except json.JSONDecodeError as e:
-                    raise LeaderboardError(f"{path}: line {n} is not JSON ({e.msg})") from e
-        per = count_levels(lines, str(path))
+    for t, path in run_files.iteration_files(folder, run_files.EVAL_OUTCOMES):
+        per = count_levels(read_outcomes(path), str(path))
         if per:
             frontier.levels[t] = per
     return frontier if frontier.levels else None

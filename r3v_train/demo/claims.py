@@ -16,7 +16,6 @@ per-question differences over sqrt(n)), not against the spread of two independen
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Callable, Sequence
 from r3v_eval import run_files
 from r3v_eval.errors import R3VError
 from r3v_eval.leaderboard import load_rows
+from r3v_eval.leaderboard.frontier import read_outcomes
 from r3v_eval.metric_names import parse_at
 
 #: the figures of the across-seed table, per method
@@ -146,21 +146,16 @@ def read_seed(folder: str | Path) -> Seed:
 
 def last_outcomes(run: Path) -> dict[str, dict[str, bool]]:
     """metric -> problem id -> right, from the run's last evaluated iteration ({} when none)."""
-    evaluated = sorted((t, sub) for sub in run.glob(run_files.ITER_PREFIX + "*")
-                       if (t := run_files.iter_number(sub.name)) is not None
-                       and (sub / run_files.EVAL_OUTCOMES).is_file())
+    evaluated = run_files.iteration_files(run, run_files.EVAL_OUTCOMES)
     if not evaluated:
         return {}
-    path = evaluated[-1][1] / run_files.EVAL_OUTCOMES
+    path = evaluated[-1][1]
     out: dict[str, dict[str, bool]] = {}
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not raw.strip():
-            continue
+    for n, line in enumerate(read_outcomes(path), 1):
         try:
-            line = json.loads(raw)
             out.setdefault(str(line["metric"]), {})[str(line["problem_id"])] = bool(line["correct"])
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise DemoReportError(f"{path}: line {n} is not an outcome ({e})") from None
+        except (KeyError, TypeError) as e:
+            raise DemoReportError(f"{path}: outcome {n} is not an outcome ({e})") from None
     return out
 
 
