@@ -139,3 +139,54 @@ def test_the_control_sees_every_train_answer():
     with_qa = load_recipe(RECIPE, ["run.method=control", "run.control_steps=2"])
     warm_qa = build_warmup(bench, train, teacher, qa=True)
     assert loop.control_data(with_qa, bench, train, warm_qa) is warm_qa
+
+
+def _script(name: str):
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"r3v_script_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_add_levels_fills_old_runs_only_after_every_reply_scores_as_saved(tmp_path, capsys):
+    """scripts/add_levels.py: a run saved before shapes had levels gets each outcome's level
+    from the rebuilt test split; a run whose saved replies do not score as saved against that
+    split (another data seed) is refused and left as it was."""
+    import yaml
+
+    add_levels = _script("add_levels")
+    bench = get_benchmark("shapes", {"seed": 7, "sizes": {"test": 12}})
+    test = bench.load("test")
+    run = tmp_path / "run"
+    (run / "iter_1").mkdir(parents=True)
+    data = {"benchmark": "shapes", "options": {"seed": 7, "sizes": {"test": 12}}}
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": data}))
+    lines = []
+    for i, p in enumerate(test):
+        reply = f"Solution:\n1. x\n\nAnswer:\n{p.answer if i % 3 else int(p.answer) + 1}"
+        s = bench.score(reply, p)
+        lines.append({"metric": "greedy", **Outcome(p.id, "greedy", reply, s.extracted, s.correct,
+                                                    level=None).to_dict()})
+    saved = "".join(json.dumps(x) + "\n" for x in lines)
+    outcomes = run / "iter_1" / "eval_outcomes.jsonl"
+    outcomes.write_text(saved)
+
+    other = tmp_path / "other"
+    (other / "iter_1").mkdir(parents=True)
+    (other / "config.yaml").write_text(yaml.safe_dump(
+        {"data": {**data, "options": {"seed": 8, "sizes": {"test": 12}}}}))
+    (other / "iter_1" / "eval_outcomes.jsonl").write_text(saved)
+    assert add_levels.main([str(other)]) == 2
+    assert "not the one the run used" in capsys.readouterr().err
+    assert (other / "iter_1" / "eval_outcomes.jsonl").read_text() == saved
+
+    assert add_levels.main([str(run)]) == 0
+    filled = [json.loads(x) for x in outcomes.read_text().splitlines()]
+    assert [x["level"] for x in filled] == [p.meta["steps"] for p in test]
+    assert [x["correct"] for x in filled] == [x["correct"] for x in lines]
+    assert (run / "iter_1" / "eval_outcomes.jsonl.orig").read_text() == saved
+    frontier = read_frontier(run, "r3v")
+    assert sum(a for _, a in frontier.levels[1].values()) == 12

@@ -172,6 +172,7 @@ def test_rationales_are_right_and_count_the_scene(bench, test_problems):
         _check_rationale(p, bench)
         seen[p.meta["template"]] += 1
         assert p.meta["steps"] == TEMPLATES[p.meta["template"]] == len(p.meta["ops"]) + 1
+        assert p.meta["level"] == p.meta["steps"]  # the frontier's difficulty level
     assert set(seen) == set(TEMPLATES)  # every template occurs in 300 problems
 
 

@@ -16,7 +16,7 @@ them.
 Problem ``meta`` (what :func:`~.rationales.teacher_rationale` and
 :func:`~.render.render_scene` need)::
 
-    {"template": "remove_color_shape", "steps": 2,
+    {"template": "remove_color_shape", "steps": 2, "level": 2,         # level = steps
      "objects": [{"color": "red", "shape": "square", "row": 1, "col": 2}, ...],  # 1-based
      "ops": [{"op": "remove", "color": "red", "shape": "square"}],
      "query": {"color": null, "shape": null},          # null = any
@@ -217,6 +217,7 @@ class ShapesSample:
         return {
             "template": self.template,
             "steps": self.steps,
+            "level": self.steps,  # the difficulty level (the leaderboard's frontier): its steps
             "objects": [dict(o) for o in self.objects],
             "ops": [dict(op) for op in self.ops],
             "query": dict(self.query),
