@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 CONFIG = "config.yaml"
 VERSIONS = "versions.json"
 PROGRESS_LOG = "progress.log"
@@ -59,3 +61,22 @@ def iteration_files(run: Path, name: str) -> list[tuple[int, Path]]:
     ``name``, in iteration order."""
     found = ((iter_number(d.name), d / name) for d in Path(run).glob(ITER_PREFIX + "*"))
     return sorted((t, f) for t, f in found if t is not None and f.is_file())
+
+
+def shared_warmup(run: Path) -> Path | None:
+    """The run folder whose warm-up ``run`` shares (``run.warmup_from`` in its ``config.yaml``),
+    or None when it shares none or that folder is not found. A relative path is taken from the
+    current folder, else as a sibling of ``run`` (where `r3v demo` puts its warm-up), so a set of
+    runs copied elsewhere still finds it."""
+    cfg = Path(run) / CONFIG
+    try:
+        config = yaml.safe_load(cfg.read_text(encoding="utf-8")) if cfg.is_file() else None
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return None  # the readers of config.yaml report it; a frontier just lacks iteration 0
+    source = ((config or {}).get("run") or {}).get("warmup_from") if isinstance(config, dict) else None
+    if not source:
+        return None
+    for folder in (Path(source), Path(run).parent / Path(source).name):
+        if (folder / CONFIG).is_file():
+            return folder
+    return None

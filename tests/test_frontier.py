@@ -55,6 +55,28 @@ def test_frontier_counts_greedy_outcomes_per_level_and_per_iteration(tmp_path):
     assert png and png[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_run_sharing_a_warm_up_starts_its_frontier_at_the_warm_up(tmp_path, monkeypatch):
+    """STaR / R3V / control runs with run.warmup_from take iteration 0 from the warm-up's
+    folder: by its path, or, when that path is relative to another folder (the demo's runs
+    copied elsewhere), as the run's sibling; a warm-up that is nowhere adds nothing."""
+    import yaml
+
+    warm = run_folder(tmp_path, "warmup", "r3v", "shapes", {"greedy": 0.3})
+    _outcomes(warm, 0, {1: (3, 4), 2: (1, 4)})
+    star = run_folder(tmp_path, "star", "star", "shapes", {"greedy": 0.5})
+    _outcomes(star, 4, {1: (4, 4), 2: (2, 4)})
+    cfg = star / "config.yaml"
+    config = yaml.safe_load(cfg.read_text()) or {}
+    config.setdefault("run", {})["warmup_from"] = "r3v_demo/warmup"  # relative to another cwd
+    cfg.write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(tmp_path / "star")
+    f = read_frontier(star, "star")
+    assert sorted(f.levels) == [0, 4] and f.levels[0] == {1: (3, 4), 2: (1, 4)}
+    config["run"]["warmup_from"] = str(tmp_path / "nowhere")
+    cfg.write_text(yaml.safe_dump(config))
+    assert sorted(read_frontier(star, "star").levels) == [4]
+
+
 def test_runs_without_levels_have_no_frontier(tmp_path):
     run = run_folder(tmp_path, "r3v", "r3v", "shapes", {"greedy": 0.5})
     d = run / "iter_1"

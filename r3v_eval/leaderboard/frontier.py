@@ -76,9 +76,16 @@ def read_outcomes(path: Path) -> list[dict[str, Any]]:
 
 
 def read_frontier(folder: Path, label: str) -> RunFrontier | None:
-    """The frontier of run folder ``folder`` (None when no evaluated iteration has levels)."""
+    """The frontier of run folder ``folder`` (None when no evaluated iteration has levels).
+    A run that shares a warm-up (``run.warmup_from``) takes its iteration 0 from the warm-up's
+    folder, so its panel shows where self-training started."""
     frontier = RunFrontier(label, Path(folder))
-    for t, path in run_files.iteration_files(folder, run_files.EVAL_OUTCOMES):
+    files = run_files.iteration_files(folder, run_files.EVAL_OUTCOMES)
+    warmup = run_files.shared_warmup(Path(folder))
+    if warmup is not None and all(t != 0 for t, _ in files):
+        files = [(t, p) for t, p in run_files.iteration_files(warmup, run_files.EVAL_OUTCOMES)
+                 if t == 0] + files
+    for t, path in files:
         per = count_levels(read_outcomes(path), str(path))
         if per:
             frontier.levels[t] = per
