@@ -157,3 +157,43 @@ def test_demo_seeds_runs_each_seed_into_its_folder_then_reports(tmp_path, monkey
     assert "seed_3, seed_5" in text and "| r3v | 61.0 ± 1.4 (60.0 / 62.0) |" in text
     with pytest.raises(ConfigError, match="each seed once"):
         demo.run_demo_seeds(tmp_path, [1, 1])
+
+
+def _outcome(metric, q, correct, answers=None, rights=None, extracted=None, level=None):
+    line = {"metric": metric, "problem_id": q, "correct": correct, "extracted": extracted,
+            "level": level}
+    if answers is not None:
+        line.update(candidates=[f"reply {a}" for a in answers], candidate_answers=answers,
+                    candidate_correct=rights)
+    return json.dumps(line)
+
+
+def test_the_report_shows_where_the_gains_are_and_how_select_chooses(tmp_path):
+    """Under the claims: greedy accuracy per level of each run's last evaluation, and select@3
+    against majority@3 split by how the three candidates agree, read from the outcomes."""
+    seed = tmp_path / "seed_0"
+    greedy = {"warmup": [(1, True), (1, True), (2, False), (2, False)],
+              "r3v": [(1, True), (1, True), (2, True), (2, False)]}
+    # (answers, right, select's answer, majority's answer) per question
+    sampled = [(["1", "1", "2"], [True, True, False], "2", "1"),     # 2-1, pair right: select leaves it
+               (["1", "1", "2"], [False, False, True], "2", "1"),    # 2-1, odd one right: select takes it
+               (["1", "2", "3"], [False, True, False], "2", "1"),    # three different, one right
+               ([None, "1", "1"], [False, True, True], "1", "1")]    # one unparseable
+    for run, outcomes in greedy.items():
+        d = run_folder(seed, run, run, "shapes", {"greedy": sum(ok for _, ok in outcomes) / 4})
+        lines = [_outcome("greedy", f"q{i}", ok, level=lv) for i, (lv, ok) in enumerate(outcomes)]
+        if run == "r3v":
+            for i, (answers, rights, sel, maj) in enumerate(sampled):
+                lines.append(_outcome("select@3", f"q{i}", rights[answers.index(sel)], answers,
+                                      rights, sel))
+                lines.append(_outcome("majority@3", f"q{i}", rights[answers.index(maj)], answers,
+                                      rights, maj))
+        (d / "iter_1" / "eval_outcomes.jsonl").write_text("\n".join(lines) + "\n")
+    text, _ = report([seed])
+    assert "| warmup | 100.0 ± 0.0 (100) | 0.0 ± 0.0 (0) |" in text
+    assert "| r3v | 100.0 ± 0.0 (100) | 50.0 ± 0.0 (50) |" in text
+    assert "| 2-1 split, 1 right | 1 | 1 | 0 |" in text
+    assert "| 2-1 split, 2 right | 1 | 0 | 1 |" in text
+    assert "| three different answers, 1 right | 1 | 1 | 0 |" in text
+    assert "| 2, 1 unparseable, 2 right | 1 | 1 | 1 |" in text
+    assert "in 100 % of the questions where it is the right one and in 100 % of those" in text

@@ -27,6 +27,7 @@ from r3v_eval.errors import R3VError
 from r3v_eval.leaderboard import load_rows
 from r3v_eval.leaderboard.frontier import read_outcomes
 from r3v_eval.metric_names import parse_at
+from r3v_train.demo.diagnosis import frontier_lines, selection_lines
 
 #: the figures of the across-seed table, per method
 FIGURES = ("greedy", "majority@3", "select@3", "pass@3")
@@ -215,6 +216,8 @@ def report(folders: Sequence[str | Path]) -> tuple[str, bool]:
             mean = (f"{statistics.fmean(p.diff for p in ps):+.1f}"
                     if all(p is not None for p in ps) else "n/a")
             lines.append(f"| {text} | " + " | ".join(cells) + f" | {mean} |")
+    lines += frontier_lines([Path(f) for f in folders], _ordered({r for s in seeds for r in s}))
+    lines += selection_lines([Path(f) for f in folders])
     lines += ["", "## The claims, seed by seed", "",
               "Margin in points by which each seed clears the claim's bar (negative: it fails); "
               "a claim on the mean over seeds holds when the mean of its margins does.", "",
