@@ -65,10 +65,11 @@ def test_the_demo_writes_the_loops_run_folders_and_a_leaderboard(demo):
     assert final["majority@1"] == final["pass@1"]
     md = (out / "leaderboard.md").read_text()
     for heading in ("## greedy: chain-of-thought", "## greedy accuracy per iteration",
-                    "## r3v: majority / select / pass as N grows"):
+                    "## r3v: majority / select / pass as N grows",
+                    "## the frontier: greedy accuracy per difficulty level"):
         assert heading in md and heading in stdout
     for png in ("leaderboard.png", "leaderboard_per_iteration.png",
-                "leaderboard_select_vs_majority.png"):
+                "leaderboard_select_vs_majority.png", "leaderboard_frontier.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

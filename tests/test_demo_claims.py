@@ -197,3 +197,11 @@ def test_the_report_shows_where_the_gains_are_and_how_select_chooses(tmp_path):
     assert "| three different answers, 1 right | 1 | 1 | 0 |" in text
     assert "| 2, 1 unparseable, 2 right | 1 | 1 | 1 |" in text
     assert "in 100 % of the questions where it is the right one and in 100 % of those" in text
+
+
+def test_a_seed_given_as_dot_is_named_by_its_folder(tmp_path, monkeypatch):
+    seed = demo_folder(tmp_path, "seed_7")
+    monkeypatch.chdir(seed)
+    text, _ = report(["."])
+    assert "# The demo over 1 seed(s): seed_7" in text
+    assert "| difference | seed_7 | mean |" in text

@@ -176,7 +176,7 @@ def report(folders: Sequence[str | Path]) -> tuple[str, bool]:
     if not folders:
         raise DemoReportError("give at least one r3v demo output folder")
     seeds = [read_seed(f) for f in folders]
-    names = [Path(f).name for f in folders]
+    names = [Path(f).absolute().name for f in folders]  # "." names its folder
     lines = [f"# The demo over {len(seeds)} seed(s): {', '.join(names)}", "",
              "Percent on each seed's test questions; mean ± sd over the seeds, then each seed's "
              "value in the order above.", "",
