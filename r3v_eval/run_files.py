@@ -63,6 +63,12 @@ def iteration_files(run: Path, name: str) -> list[tuple[int, Path]]:
     return sorted((t, f) for t, f in found if t is not None and f.is_file())
 
 
+def last_iteration_file(run: Path, name: str) -> Path | None:
+    """``run/iter_<t>/name`` of the last iteration that holds the file (None when none does)."""
+    found = iteration_files(run, name)
+    return found[-1][1] if found else None
+
+
 def shared_warmup(run: Path) -> Path | None:
     """The run folder whose warm-up ``run`` shares (``run.warmup_from`` in its ``config.yaml``),
     or None when it shares none or that folder is not found. A relative path is taken from the
@@ -73,7 +79,8 @@ def shared_warmup(run: Path) -> Path | None:
         config = yaml.safe_load(cfg.read_text(encoding="utf-8")) if cfg.is_file() else None
     except (yaml.YAMLError, UnicodeDecodeError):
         return None  # the readers of config.yaml report it; a frontier just lacks iteration 0
-    source = ((config or {}).get("run") or {}).get("warmup_from") if isinstance(config, dict) else None
+    run_section = config.get("run") if isinstance(config, dict) else None
+    source = run_section.get("warmup_from") if isinstance(run_section, dict) else None
     if not source:
         return None
     for folder in (Path(source), Path(run).parent / Path(source).name):

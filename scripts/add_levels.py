@@ -25,6 +25,7 @@ from pathlib import Path
 from r3v_eval import run_files
 from r3v_eval.benchmarks import get_benchmark
 from r3v_eval.errors import R3VError
+from r3v_eval.leaderboard.frontier import read_outcomes
 from r3v_train.run_info import read_run
 
 
@@ -49,7 +50,7 @@ def add_levels(run: Path) -> tuple[int, int]:
     rewritten: dict[Path, list[dict]] = {}
     count = 0
     for _, path in run_files.iteration_files(run, run_files.EVAL_OUTCOMES):
-        lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        lines = read_outcomes(path)  # a line that is not JSON: an error naming file and line
         for i, line in enumerate(lines, 1):
             if line.get("level") is not None:
                 continue

@@ -27,7 +27,7 @@ from r3v_eval.errors import R3VError
 from r3v_eval.leaderboard import load_rows
 from r3v_eval.leaderboard.frontier import read_outcomes
 from r3v_eval.metric_names import parse_at
-from r3v_train.demo.diagnosis import frontier_lines, selection_lines
+from r3v_train.demo.diagnosis import frontier_lines, mean_sd, selection_lines
 
 #: the figures of the across-seed table, per method
 FIGURES = ("greedy", "majority@3", "select@3", "pass@3")
@@ -147,10 +147,9 @@ def read_seed(folder: str | Path) -> Seed:
 
 def last_outcomes(run: Path) -> dict[str, dict[str, bool]]:
     """metric -> problem id -> right, from the run's last evaluated iteration ({} when none)."""
-    evaluated = run_files.iteration_files(run, run_files.EVAL_OUTCOMES)
-    if not evaluated:
+    path = run_files.last_iteration_file(run, run_files.EVAL_OUTCOMES)
+    if path is None:
         return {}
-    path = evaluated[-1][1]
     out: dict[str, dict[str, bool]] = {}
     for n, line in enumerate(read_outcomes(path), 1):
         try:
@@ -158,12 +157,6 @@ def last_outcomes(run: Path) -> dict[str, dict[str, bool]]:
         except (KeyError, TypeError) as e:
             raise DemoReportError(f"{path}: outcome {n} is not an outcome ({e})") from None
     return out
-
-
-def _mean_sd(values: Sequence[float]) -> str:
-    mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {sd:.1f} ({' / '.join(f'{v:.1f}' for v in values)})"
 
 
 def _ordered(names: set[str]) -> list[str]:
@@ -185,7 +178,7 @@ def report(folders: Sequence[str | Path]) -> tuple[str, bool]:
         cells = []
         for figure in FIGURES:
             values = [s.get(run, {}).get(figure) for s in seeds]
-            cells.append(_mean_sd(values) if all(v is not None for v in values) else "–")
+            cells.append(mean_sd(values) if all(v is not None for v in values) else "–")
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
     sweep = sorted({m for s in seeds for m in s.get("r3v", {}) if parse_at(m)}, key=parse_at)
     if sweep:
@@ -194,7 +187,7 @@ def report(folders: Sequence[str | Path]) -> tuple[str, bool]:
         for m in sweep:
             values = [s.get("r3v", {}).get(m) for s in seeds]
             if all(v is not None for v in values):
-                lines.append(f"| {m} | {_mean_sd(values)} |")
+                lines.append(f"| {m} | {mean_sd(values)} |")
     compute = [(run, key) for run in _ordered({r for s in seeds for r in s})
                for key in COMPUTE if all(f"compute:{key}" in s.get(run, {}) for s in seeds)]
     if compute:

@@ -36,6 +36,13 @@ def split_name(split: tuple[int, ...], n: int = 3) -> str:
     return f"{'-'.join(map(str, split))}, {missing} unparseable"
 
 
+def mean_sd(values: Sequence[float], each: str = ".1f") -> str:
+    """``"mean ± sd (v1 / v2 / ...)"``: the across-seed form of every figure in the report."""
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.1f} ± {sd:.1f} ({' / '.join(format(v, each) for v in values)})"
+
+
 def _last(frontier) -> dict[int, float]:
     t = max(frontier.levels)
     return {lv: frontier.accuracy(t, lv) for lv in frontier.all_levels()}
@@ -62,9 +69,7 @@ def frontier_lines(folders: Sequence[Path], runs: Sequence[str]) -> list[str]:
         cells = []
         for lv in levels:
             xs = [100 * d[lv] for d in values if d.get(lv) is not None]
-            cells.append("–" if len(xs) != len(values) else
-                         f"{statistics.fmean(xs):.1f} ± {statistics.stdev(xs) if len(xs) > 1 else 0:.1f}"
-                         f" ({' / '.join(f'{x:.0f}' for x in xs)})")
+            cells.append("–" if len(xs) != len(values) else mean_sd(xs, ".0f"))
         lines.append(f"| {run} | " + " | ".join(cells) + " |")
     return lines
 
@@ -72,10 +77,10 @@ def frontier_lines(folders: Sequence[Path], runs: Sequence[str]) -> list[str]:
 def selection_counts(run: Path, n: int = 3) -> Counter:
     """``(split, right candidates, select right, majority right) -> questions`` over the last
     evaluation of ``run``, from its select@n and majority@n outcomes (the same n samples)."""
-    evaluated = run_files.iteration_files(run, run_files.EVAL_OUTCOMES)
-    if not evaluated:
+    path = run_files.last_iteration_file(run, run_files.EVAL_OUTCOMES)
+    if path is None:
         return Counter()
-    lines = read_outcomes(evaluated[-1][1])
+    lines = read_outcomes(path)
     select = {x["problem_id"]: x for x in lines if x.get("metric") == f"select@{n}"}
     majority = {x["problem_id"]: x for x in lines if x.get("metric") == f"majority@{n}"}
     out: Counter = Counter()
@@ -102,19 +107,24 @@ def selection_lines(folders: Sequence[Path], run: str = "r3v") -> list[str]:
              "three samples, questions summed over the seeds):", "",
              "| the three candidates | questions | select@3 right | majority@3 right |",
              "|:--|--:|--:|--:|"]
+
+    def tally(split: tuple[int, ...], right: int) -> tuple[int, int, int]:
+        """Questions with this split and this many right candidates: asked, select right,
+        majority right."""
+        cell = [(k, v) for k, v in total.items() if k[0] == split and k[1] == right]
+        return (sum(v for _, v in cell), sum(v for k, v in cell if k[2]),
+                sum(v for k, v in cell if k[3]))
+
     order = list(SPLITS) + sorted({k[0] for k in total} - set(SPLITS), key=lambda s: (-sum(s), s))
     for split in order:
         for right in range(0, 4):
-            cell = {k: v for k, v in total.items() if k[0] == split and k[1] == right}
-            asked = sum(cell.values())
+            asked, sel, maj = tally(split, right)
             if asked:
-                sel = sum(v for k, v in cell.items() if k[2])
-                maj = sum(v for k, v in cell.items() if k[3])
                 lines.append(f"| {split_name(split)}, {right} right | {asked} | {sel} | {maj} |")
-    odd_right = sum(v for k, v in total.items() if k[0] == (2, 1) and k[1] == 1)
-    odd_taken_right = sum(v for k, v in total.items() if k[0] == (2, 1) and k[1] == 1 and k[2])
-    odd_wrong = sum(v for k, v in total.items() if k[0] == (2, 1) and k[1] == 2)
-    odd_taken_wrong = sum(v for k, v in total.items() if k[0] == (2, 1) and k[1] == 2 and not k[2])
+    # on a 2-1 split with one right candidate the odd one out is right; with two, it is wrong
+    odd_right, odd_taken_right, _ = tally((2, 1), 1)
+    odd_wrong, pair_taken, _ = tally((2, 1), 2)
+    odd_taken_wrong = odd_wrong - pair_taken
     if odd_right and odd_wrong:
         lines += ["", f"On a 2-1 split select@3 takes the odd answer out in "
                   f"{100 * odd_taken_right / odd_right:.0f} % of the questions where it is the "
